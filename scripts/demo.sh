@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Starts the demo: migrate, users, sample dataset, web server + worker, and a live run.
+# Ctrl-C stops both processes.
+set -euo pipefail
+BIN=${BIN:-.venv/bin}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+PY="$BIN/python"
+
+"$PY" manage.py migrate --noinput
+echo
+echo "Demo accounts (passwords are new on every start):"
+"$PY" manage.py create_demo_users
+if "$PY" manage.py help demo_setup >/dev/null 2>&1; then
+  "$PY" manage.py demo_setup
+fi
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "Stopping web server and worker..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+"$BIN/celery" -A workers worker -Q gpu,judge,default --pool=solo --loglevel=INFO \
+  --without-gossip --without-mingle --hostname "demo@%h" &
+pids+=($!)
+"$PY" manage.py runserver --noreload "$HOST:$PORT" &
+pids+=($!)
+
+# Wait for the web server before printing the URL.
+for _ in $(seq 1 60); do
+  if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://$HOST:$PORT/login/', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  sleep 0.5
+done
+if "$PY" manage.py help demo_launch >/dev/null 2>&1; then
+  "$PY" manage.py demo_launch
+fi
+echo
+echo "Writing-RL Studio is running at http://$HOST:$PORT/  (Ctrl-C stops web and worker)"
+wait -n "${pids[@]}"

@@ -1,0 +1,189 @@
+"""Settings for Writing-RL Studio, read from the environment.
+
+Every setting has an embedded default so `make demo` runs on a bare machine: an SQLite
+file and Celery's filesystem transport, both under ``var/``. Deployments set
+``DATABASE_URL`` (PostgreSQL) and ``CELERY_BROKER_URL`` (Redis) and use
+``webapp.settings_production``. The README has a table of every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("WRITING_RL_VAR_DIR", BASE_DIR / "var")).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+# -- Core ----------------------------------------------------------------------------------
+
+# The fallback key is for local development only; settings_production refuses to start
+# without SECRET_KEY.
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"
+DEBUG = env_bool("DEBUG", True)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "webapp.studio",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+WSGI_APPLICATION = "webapp.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# -- Database --------------------------------------------------------------------------------
+
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'studio.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write at the same time: WAL plus IMMEDIATE transactions
+    # make SQLite wait for the lock instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so a worker process started by a test sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_studio.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# -- Auth ----------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# -- I18N, static ------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+MEDIA_ROOT = VAR_DIR / "media"
+# Uploaded datasets larger than this are refused with a message naming the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+WRITING_RL_MAX_DATASET_BYTES = int(os.environ.get("WRITING_RL_MAX_DATASET_BYTES", 200 * 1024 * 1024))
+
+# -- Celery ----------------------------------------------------------------------------------
+
+CELERY_DIR = VAR_DIR / "celery"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost/"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed", "control", "results"):
+        (CELERY_DIR / sub).mkdir(parents=True, exist_ok=True)
+    # The filesystem transport resolves relative folders against the worker's working
+    # directory, so every folder is absolute; polling every 0.1 s keeps tasks snappy.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DIR / "queue"),
+        "data_folder_out": str(CELERY_DIR / "queue"),
+        "processed_folder": str(CELERY_DIR / "processed"),
+        "control_folder": str(CELERY_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    _default_result_backend = f"file://{CELERY_DIR / 'results'}"
+else:
+    # Redis: the visibility timeout must outlast the longest task (a training run), or Redis
+    # re-delivers a message that is still being worked on.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 48 * 3600)),
+    }
+    _default_result_backend = CELERY_BROKER_URL
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or _default_result_backend
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# -- Models and judges -------------------------------------------------------------------------
+
+# The policy a new run starts from: a registered name or a local Hugging Face checkpoint path.
+WRITING_RL_POLICY = os.environ.get("WRITING_RL_POLICY", "smollm2-135m-instruct")
+# The default judge for new runs: "heuristic" (offline, not an LLM), "openai" (any
+# OpenAI-compatible endpoint: vLLM, OpenAI, DashScope) or "local" (a transformers model).
+WRITING_RL_JUDGE_KIND = os.environ.get("WRITING_RL_JUDGE_KIND", "heuristic")
+WRITING_RL_JUDGE_BASE_URL = os.environ.get("WRITING_RL_JUDGE_BASE_URL", "")
+WRITING_RL_JUDGE_MODEL = os.environ.get("WRITING_RL_JUDGE_MODEL", "")
+# The *name* of the environment variable that holds the judge's API key. The key itself is
+# never stored in the database nor rendered in a page.
+WRITING_RL_JUDGE_API_KEY_ENV = os.environ.get("WRITING_RL_JUDGE_API_KEY_ENV", "OPENAI_API_KEY")
+WRITING_RL_MODEL_CACHE = Path(os.environ.get("WRITING_RL_MODEL_CACHE", VAR_DIR / "models"))
+WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs"))
+# Token that protects the internal API used by the verl reward hook (empty = API disabled).
+WRITING_RL_INTERNAL_API_TOKEN = os.environ.get("WRITING_RL_INTERNAL_API_TOKEN", "")
+
+# -- Logging ---------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,316 @@
+"""The data model of the studio: datasets, tiered references, runs and their curriculum.
+
+A training sample is an :class:`Instruction`; inside a run its engine-side ``sample_id`` is
+``str(instruction.pk)``. References carry a ``tier``: 0 is the weakest, tiers ascend in
+quality and are what the dynamic reference scheduler climbs.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source_format = models.CharField(max_length=40, blank=True)
+    source_filename = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instruction(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", "train"
+        EVAL = "eval", "eval"
+        TEST = "test", "test"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="instructions")
+    external_id = models.CharField(
+        max_length=200, help_text="The sample's id in the imported file, unique per dataset."
+    )
+    prompt = models.TextField()
+    criteria = models.JSONField(
+        null=True, blank=True, help_text="Per-query criteria (e.g. a WritingBench checklist)."
+    )
+    required_words = models.PositiveIntegerField(null=True, blank=True)
+    domain = models.CharField(max_length=200, blank=True)
+    subdomain = models.CharField(max_length=200, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "external_id"], name="uniq_instruction_id")
+        ]
+        indexes = [models.Index(fields=["dataset", "split"])]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}:{self.external_id}"
+
+
+class Reference(models.Model):
+    """A reference text for an instruction; ``tier`` orders references by quality."""
+
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "imported"
+        GENERATED = "generated", "generated"
+        MANUAL = "manual", "added by hand"
+
+    instruction = models.ForeignKey(
+        Instruction, on_delete=models.CASCADE, related_name="references"
+    )
+    writer = models.CharField(max_length=200)
+    text = models.TextField()
+    score = models.FloatField(null=True, blank=True)
+    tier = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.IMPORTED)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instruction_id", "tier", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instruction", "tier"],
+                condition=Q(tier__isnull=False),
+                name="uniq_reference_tier",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instruction_id} tier {self.tier} ({self.writer})"
+
+
+class PolicyResponse(models.Model):
+    """The policy's own response to an instruction, with its pointwise score (for selection)."""
+
+    instruction = models.ForeignKey(
+        Instruction, on_delete=models.CASCADE, related_name="policy_responses"
+    )
+    policy = models.CharField(max_length=300)
+    text = models.TextField()
+    score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instruction_id", "-created_at"]
+
+
+class Selection(models.Model):
+    """One margin-aware (or baseline) data-selection pass over a dataset."""
+
+    class Strategy(models.TextChoices):
+        MARGIN = "margin", "margin-aware"
+        DIFFICULTY = "difficulty", "difficulty"
+        RANDOM = "random", "random"
+        FULL = "full", "full"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="selections")
+    strategy = models.CharField(max_length=20, choices=Strategy.choices)
+    k = models.PositiveIntegerField(null=True, blank=True)
+    policy = models.CharField(max_length=300)
+    seed = models.IntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class SelectionEntry(models.Model):
+    selection = models.ForeignKey(Selection, on_delete=models.CASCADE, related_name="entries")
+    instruction = models.ForeignKey(Instruction, on_delete=models.CASCADE)
+    learning_potential = models.FloatField(null=True, blank=True)
+    policy_score = models.FloatField(null=True, blank=True)
+    chosen = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["selection", "instruction"], name="uniq_selection_entry"
+            )
+        ]
+
+
+class Run(models.Model):
+    """A training (or evaluation) run; ``config`` is ``TrainConfig.to_dict()``."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    selection = models.ForeignKey(
+        Selection, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    config = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    current_step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    task_id = models.CharField(max_length=100, blank=True)
+    output_dir = models.CharField(max_length=1000, blank=True)
+    group = models.CharField(
+        max_length=200, blank=True, help_text="Links the runs of one ablation grid."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class CurriculumState(models.Model):
+    """Where one sample stands on its reference ladder within one run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="curriculum")
+    instruction = models.ForeignKey(Instruction, on_delete=models.CASCADE)
+    tier = models.PositiveIntegerField(default=0)
+    num_tiers = models.PositiveIntegerField()
+    mastered = models.BooleanField(default=False)
+    last_step = models.IntegerField(default=-1)
+    attempts = models.PositiveIntegerField(default=0)
+    wins = models.PositiveIntegerField(default=0)
+    ties = models.PositiveIntegerField(default=0)
+    losses = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "instruction"], name="uniq_curriculum_state")
+        ]
+        indexes = [models.Index(fields=["run", "tier"]), models.Index(fields=["run", "mastered"])]
+
+
+class CurriculumTransition(models.Model):
+    class Cause(models.TextChoices):
+        TRAINING = "training", "training"
+        MANUAL = "manual", "manual intervention"
+        RESUME = "resume", "rolled back on resume"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="transitions")
+    instruction = models.ForeignKey(Instruction, on_delete=models.CASCADE)
+    step = models.IntegerField()
+    from_tier = models.PositiveIntegerField()
+    to_tier = models.PositiveIntegerField()
+    mastered = models.BooleanField(default=False)
+    cause = models.CharField(max_length=20, choices=Cause.choices, default=Cause.TRAINING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "instruction_id", "step", "id"]
+        indexes = [models.Index(fields=["run", "instruction", "step"])]
+
+
+class Judgment(models.Model):
+    """One judge verdict on one rollout against one reference, at one step of a run."""
+
+    class Verdict(models.TextChoices):
+        WIN = "win", "policy won"
+        TIE = "tie", "tie"
+        LOSS = "loss", "policy lost"
+        INVALID = "invalid", "invalid"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="judgments")
+    instruction = models.ForeignKey(Instruction, on_delete=models.CASCADE)
+    step = models.IntegerField()
+    rollout = models.TextField()
+    reference_tier = models.PositiveIntegerField(null=True, blank=True)
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    reward = models.FloatField(null=True, blank=True)
+    position = models.CharField(max_length=20, blank=True)
+    rationale = models.TextField(blank=True)
+    judge = models.CharField(max_length=300, blank=True)
+    latency_s = models.FloatField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "step", "id"]
+        indexes = [
+            models.Index(fields=["run", "instruction", "step"]),
+            models.Index(fields=["run", "step"]),
+        ]
+
+
+class StepMetric(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_metrics")
+    step = models.PositiveIntegerField()
+    metrics = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="uniq_step_metric")]
+
+
+class Checkpoint(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    path = models.CharField(max_length=1000)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="uniq_checkpoint")]
+
+
+class AuditLog(models.Model):
+    """A manual intervention: who changed what, when, and the values before and after."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=100)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE)
+    instruction = models.ForeignKey(Instruction, null=True, blank=True, on_delete=models.CASCADE)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]

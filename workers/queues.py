@@ -1,0 +1,42 @@
+"""Queue names and task routing, in one place.
+
+Three queues, by the resource a task holds:
+
+* ``gpu``: rollouts, training and generation with the policy (one task per GPU at a time);
+* ``judge``: calls to judge endpoints (I/O bound, high concurrency);
+* ``default``: imports, selection, bookkeeping.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from kombu import Exchange, Queue
+
+
+class QueueName(StrEnum):
+    GPU = "gpu"
+    JUDGE = "judge"
+    DEFAULT = "default"
+
+
+EXCHANGE = Exchange("writing_rl", type="direct")
+
+QUEUES = tuple(Queue(name.value, EXCHANGE, routing_key=name.value) for name in QueueName)
+
+# Task name (glob) -> queue. A task not named here runs on the default queue.
+ROUTES: dict[str, QueueName] = {
+    "workers.tasks.training.*": QueueName.GPU,
+    "workers.tasks.generation.*": QueueName.GPU,
+    "workers.tasks.evaluation.generate_*": QueueName.GPU,
+    "workers.tasks.judging.*": QueueName.JUDGE,
+    "workers.tasks.evaluation.judge_*": QueueName.JUDGE,
+}
+
+
+def task_routes() -> dict[str, dict[str, str]]:
+    """Celery's ``task_routes`` setting built from :data:`ROUTES`."""
+    return {
+        pattern: {"queue": queue.value, "routing_key": queue.value}
+        for pattern, queue in ROUTES.items()
+    }

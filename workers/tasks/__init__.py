@@ -1,0 +1,6 @@
+"""Celery tasks. Each module is thin: load ids from the database, call the engine through
+the web app's services, record the outcome."""
+
+from workers.tasks import system
+
+__all__ = ["system"]
