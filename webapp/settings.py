@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "webapp.studio",
+    "webapp.annotation",
+    "webapp.evals",
+    "webapp.ops",
 ]
 
 MIDDLEWARE = [
