@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint format typecheck check-layering clean-demo web worker bench-judge bench-train-cpu bench-curriculum bench-web bench-annotation bench-eval
+.PHONY: help install demo test lint format typecheck check-layering clean-demo web worker bench-judge bench-train-cpu bench-curriculum bench-web bench-annotation bench-eval compose-config docker-lint docker-build verl-venv bench-internal-api
 
 help:
 	@echo "make demo    set up everything and start web + worker with a live Writing-RL run"
@@ -71,3 +71,19 @@ bench-annotation: install
 	$(BIN)/python bench/annotation_load.py
 bench-eval: install
 	$(BIN)/python bench/eval_throughput.py
+
+bench-internal-api: install
+	$(BIN)/python bench/internal_api_load.py
+
+# Deployment (docker/): validate the compose file, lint and build the images.
+compose-config:
+	SECRET_KEY=$${SECRET_KEY:-check} POSTGRES_PASSWORD=$${POSTGRES_PASSWORD:-check} \
+		docker-compose -f docker/compose.yaml --profile gpu --profile judge config -q
+docker-lint: install
+	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cuda
+docker-build:
+	docker build -f docker/Dockerfile -t writing-rl-studio .
+	docker build -f docker/Dockerfile.cuda -t writing-rl-studio-cuda .
+# The verl virtualenv of the reward-hook contract test (var/verl-venv).
+verl-venv: install
+	$(BIN)/python -m tests.verl_plugin.verl_venv

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import services
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,3 +88,10 @@ def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[Wo
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Playwright's sync API keeps an event loop running in the main thread for the rest of
+    # the session once a browser starts, which breaks any later asyncio.run(): browser tests
+    # go last.
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid)

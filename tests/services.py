@@ -45,7 +45,7 @@ def require_redis() -> str:
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means the service is missing
+    except Exception as exc:
         missing("Redis", f"{url} does not answer: {exc}")
     return url
 

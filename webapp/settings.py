@@ -118,6 +118,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# webapp/static (htmx, studio.css) belongs to no app, so it is listed here.
+STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
@@ -127,7 +129,9 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 # Uploaded datasets larger than this are refused with a message naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-WRITING_RL_MAX_DATASET_BYTES = int(os.environ.get("WRITING_RL_MAX_DATASET_BYTES", 200 * 1024 * 1024))
+WRITING_RL_MAX_DATASET_BYTES = int(
+    os.environ.get("WRITING_RL_MAX_DATASET_BYTES", 200 * 1024 * 1024)
+)
 
 # -- Celery ----------------------------------------------------------------------------------
 
@@ -177,6 +181,9 @@ WRITING_RL_JUDGE_MODEL = os.environ.get("WRITING_RL_JUDGE_MODEL", "")
 WRITING_RL_JUDGE_API_KEY_ENV = os.environ.get("WRITING_RL_JUDGE_API_KEY_ENV", "OPENAI_API_KEY")
 WRITING_RL_MODEL_CACHE = Path(os.environ.get("WRITING_RL_MODEL_CACHE", VAR_DIR / "models"))
 WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs"))
+# A running run whose worker has not sent a heartbeat for this long may be taken over (and
+# resumed from its last checkpoint) when its task is delivered again.
+WRITING_RL_RUN_STALE_S = int(os.environ.get("WRITING_RL_RUN_STALE_S", 180))
 # Token that protects the internal API used by the verl reward hook (empty = API disabled).
 WRITING_RL_INTERNAL_API_TOKEN = os.environ.get("WRITING_RL_INTERNAL_API_TOKEN", "")
 

@@ -31,7 +31,26 @@ ROUTES: dict[str, QueueName] = {
     "workers.tasks.evaluation.generate_*": QueueName.GPU,
     "workers.tasks.judging.*": QueueName.JUDGE,
     "workers.tasks.evaluation.judge_*": QueueName.JUDGE,
+    "workers.tasks.annotation.generate_*": QueueName.GPU,
+    "workers.tasks.annotation.judge_*": QueueName.JUDGE,
 }
+
+
+# Pipeline jobs share one task (``workers.tasks.pipeline.run_pipeline_job``); the job's kind
+# decides its queue: writing with local models needs the GPU, grading calls a judge endpoint,
+# selection and tier ordering are bookkeeping.
+PIPELINE_JOB_QUEUES: dict[str, QueueName] = {
+    "generate_references": QueueName.GPU,
+    "policy_responses": QueueName.GPU,
+    "score_references": QueueName.JUDGE,
+    "select": QueueName.DEFAULT,
+    "order_tiers": QueueName.DEFAULT,
+}
+
+
+def pipeline_job_queue(kind: str) -> QueueName:
+    """The queue a pipeline job of ``kind`` runs on (default for an unknown kind)."""
+    return PIPELINE_JOB_QUEUES.get(kind, QueueName.DEFAULT)
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -1,5 +1,22 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from webapp.annotation import views
 
 app_name = "annotation"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("campaigns/new/", views.campaign_new, name="campaign_new"),
+    path("campaigns/<int:pk>/", views.campaign_detail, name="campaign"),
+    path("campaigns/<int:pk>/work/", views.work, name="work"),
+    path("campaigns/<int:pk>/results/", views.campaign_results, name="results"),
+    path("campaigns/<int:pk>/judge/", views.judge_start, name="judge"),
+    path("campaigns/<int:pk>/votes.jsonl", views.export_votes, name="export_votes"),
+    path(
+        "campaigns/<int:pk>/preferences.jsonl",
+        views.export_preferences,
+        name="export_preferences",
+    ),
+    path("assignments/<int:pk>/", views.assignment_detail, name="assignment"),
+    path("assignments/<int:pk>/vote/", views.vote, name="vote"),
+]

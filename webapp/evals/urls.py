@@ -1,5 +1,21 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from webapp.evals import views
 
 app_name = "evals"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.eval_list, name="list"),
+    path("new/", views.eval_new, name="new"),
+    path("<int:pk>/", views.eval_detail, name="detail"),
+    path("<int:pk>/cancel/", views.eval_cancel, name="cancel"),
+    path("<int:pk>/results.csv", views.eval_results_csv, name="results_csv"),
+    path("compare/", views.compare, name="compare"),
+    path("compare.csv", views.compare_csv, name="compare_csv"),
+    path("long-input/", views.long_input_list, name="long_input_list"),
+    path("ablations/", views.ablation_list, name="ablation_list"),
+    path("ablations/new/", views.ablation_new, name="ablation_new"),
+    path("ablations/<int:pk>/", views.ablation_detail, name="ablation_detail"),
+    path("ablations/<int:pk>/evaluate/", views.ablation_evaluate, name="ablation_evaluate"),
+    path("ablations/<int:pk>/results.csv", views.ablation_csv, name="ablation_csv"),
+]

@@ -111,6 +111,9 @@ class PolicyResponse(models.Model):
     class Meta:
         ordering = ["instruction_id", "-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.policy} on {self.instruction_id}"
+
 
 class Selection(models.Model):
     """One margin-aware (or baseline) data-selection pass over a dataset."""
@@ -134,6 +137,9 @@ class Selection(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.strategy} selection {self.pk} (k={self.k})"
+
 
 class SelectionEntry(models.Model):
     selection = models.ForeignKey(Selection, on_delete=models.CASCADE, related_name="entries")
@@ -148,6 +154,10 @@ class SelectionEntry(models.Model):
                 fields=["selection", "instruction"], name="uniq_selection_entry"
             )
         ]
+
+    def __str__(self) -> str:
+        chosen = "chosen" if self.chosen else "not chosen"
+        return f"{self.selection_id}:{self.instruction_id} ({chosen})"
 
 
 class Run(models.Model):
@@ -188,6 +198,10 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Which worker holds the run, and how many times it was claimed (> 1 = resumed after a
+    # worker was lost).
+    claimed_by = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -209,7 +223,11 @@ class CurriculumState(models.Model):
     num_tiers = models.PositiveIntegerField()
     mastered = models.BooleanField(default=False)
     last_step = models.IntegerField(default=-1)
-    attempts = models.PositiveIntegerField(default=0)
+    # The step of the latest move up (or of reaching mastery); -1 = never moved. Lets the
+    # store tell from one conditional UPDATE whether that outcome made a transition, and the
+    # dashboard find samples stuck on a tier.
+    last_move_step = models.IntegerField(default=-1)
+    attempts = models.PositiveIntegerField(default=0, help_text="Steps recorded for the sample.")
     wins = models.PositiveIntegerField(default=0)
     ties = models.PositiveIntegerField(default=0)
     losses = models.PositiveIntegerField(default=0)
@@ -221,6 +239,9 @@ class CurriculumState(models.Model):
             models.UniqueConstraint(fields=["run", "instruction"], name="uniq_curriculum_state")
         ]
         indexes = [models.Index(fields=["run", "tier"]), models.Index(fields=["run", "mastered"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} / {self.instruction_id}: tier {self.tier}/{self.num_tiers}"
 
 
 class CurriculumTransition(models.Model):
@@ -241,6 +262,10 @@ class CurriculumTransition(models.Model):
     class Meta:
         ordering = ["run_id", "instruction_id", "step", "id"]
         indexes = [models.Index(fields=["run", "instruction", "step"])]
+
+    def __str__(self) -> str:
+        move = f"{self.from_tier}->{self.to_tier}"
+        return f"run {self.run_id} / {self.instruction_id} @ {self.step}: {move}"
 
 
 class Judgment(models.Model):
@@ -276,6 +301,9 @@ class Judgment(models.Model):
             models.Index(fields=["run", "step"]),
         ]
 
+    def __str__(self) -> str:
+        return f"run {self.run_id} / {self.instruction_id} @ {self.step}: {self.verdict}"
+
 
 class StepMetric(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_metrics")
@@ -286,6 +314,9 @@ class StepMetric(models.Model):
     class Meta:
         ordering = ["run_id", "step"]
         constraints = [models.UniqueConstraint(fields=["run", "step"], name="uniq_step_metric")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step}"
 
 
 class Checkpoint(models.Model):
@@ -298,6 +329,9 @@ class Checkpoint(models.Model):
     class Meta:
         ordering = ["run_id", "step"]
         constraints = [models.UniqueConstraint(fields=["run", "step"], name="uniq_checkpoint")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} checkpoint {self.step}"
 
 
 class AuditLog(models.Model):
@@ -314,3 +348,53 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class PipelineJob(models.Model):
+    """One pipeline task (generate references, score, select, order tiers) and its progress.
+
+    Celery tasks write ``progress`` (0..1) and ``message`` as they go, so the dashboard can
+    show a long generation without asking the broker.
+    """
+
+    class Kind(models.TextChoices):
+        GENERATE_REFERENCES = "generate_references", "generate references"
+        SCORE_REFERENCES = "score_references", "score references"
+        POLICY_RESPONSES = "policy_responses", "generate and score policy responses"
+        SELECT = "select", "select instructions"
+        ORDER_TIERS = "order_tiers", "order reference tiers"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="jobs")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0, help_text="0..1")
+    message = models.CharField(max_length=500, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    task_id = models.CharField(max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.dataset_id} ({self.status})"

@@ -6,4 +6,25 @@ app_name = "studio"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("datasets/", views.dataset_list, name="dataset_list"),
+    path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:pk>/select/", views.selection_new, name="selection_new"),
+    path("selections/<int:pk>/", views.selection_detail, name="selection_detail"),
+    path("runs/", views.run_list, name="run_list"),
+    path("runs/new/", views.run_new, name="run_new"),
+    path("runs/<int:pk>/", views.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/samples/", views.sample_list, name="sample_list"),
+    path("runs/<int:pk>/samples/<int:instruction_pk>/", views.sample_detail, name="sample_detail"),
+    path(
+        "runs/<int:pk>/samples/<int:instruction_pk>/tier/",
+        views.sample_set_tier,
+        name="sample_set_tier",
+    ),
+    path(
+        "runs/<int:pk>/samples/<int:instruction_pk>/reference/",
+        views.sample_add_reference,
+        name="sample_add_reference",
+    ),
 ]

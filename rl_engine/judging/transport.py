@@ -1,0 +1,350 @@
+"""One chat-completions call with the retry policy every HTTP judge shares.
+
+A judge owns one :class:`ChatTransport`; the transport owns one set of HTTP connection pools
+per event loop (normally exactly one, built once) and a slot queue that bounds the requests in
+flight. It retries 429, 408/409, 5xx, timeouts and connection errors with exponential backoff
+and full jitter, waiting at least what ``Retry-After`` (or ``retry-after-ms``) asks; other 4xx
+answers are configuration errors and are not retried. It never raises for a failed call: the
+result carries the error.
+
+The wire is httpcore (``httpcore2``, the transport under httpx and so under the openai SDK)
+speaking the OpenAI format directly. Measured on the 2-core box, per request: ``AsyncOpenAI``
+~2 ms of CPU, ``httpx.AsyncClient`` ~0.9 ms, httpcore ~0.5 ms — which decides whether a judge
+reaches an endpoint's throughput bound when client and endpoint share the CPU (see
+docs/benchmarks.md, judge_throughput). TLS, keep-alive and proxies from the environment
+(``HTTPS_PROXY``/``NO_PROXY``) work as in httpx; redirects and compression are not needed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import heapq
+import itertools
+import json
+import random
+import ssl
+import time
+import urllib.parse
+import urllib.request
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    import httpcore2 as httpcore
+except ImportError:  # openai releases before 3.x ship httpx 0.x on plain httpcore
+    import httpcore  # type: ignore[no-redef]
+
+from rl_engine.judging.types import Usage
+
+__all__ = ["ChatResult", "ChatTransport", "RetryPolicy"]
+
+_RETRY_STATUSES = frozenset({408, 409, 429})
+_CONNECTION_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, OSError)
+_TIMEOUT_GRACE_S = 0.05
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for transient failures: retry ``k`` (0-based) waits a uniform random time in
+    ``[0, min(cap_s, base_s * 2**k)]`` ("full jitter"), or, when the server sent
+    ``Retry-After``, that long (at most ``max_retry_after_s``) plus up to ``base_s`` of jitter
+    so that clients told to wait the same time do not return in lockstep."""
+
+    max_retries: int = 5
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def delay(self, retry: int, retry_after_s: float | None, rng: random.Random) -> float:
+        if retry_after_s is not None:
+            return min(retry_after_s, self.max_retry_after_s) + rng.uniform(0, self.base_s)
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2**retry))
+
+
+@dataclass
+class ChatResult:
+    """The outcome of one logical call (all its transport retries): the answer's ``content``,
+    or ``error`` when every try failed."""
+
+    content: str | None
+    body: Any
+    attempts: int
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    >>> parse_retry_after({"retry-after": "2"})
+    2.0
+    >>> parse_retry_after({"retry-after-ms": "250", "retry-after": "1"})
+    0.25
+    >>> parse_retry_after({}) is None
+    True
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    milliseconds = lowered.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# httpcore's pool probes every idle connection's socket on each request (O(pool size) system
+# calls per request): at 64 connections that was half the client's CPU. Requests are spread
+# over a few small pools instead, each of at most this many connections.
+_CONNECTIONS_PER_POOL = 8
+
+
+class _Slots:
+    """Bounded concurrency in which retries go ahead of first tries.
+
+    Each of the ``size`` slots names the connection pool to use, so no pool has more requests
+    than connections. A waiter with a higher ``priority`` (the number of requests its pair has
+    already made) is served first; equal priorities are served in arrival order. Without this,
+    a retry would queue behind every pair not yet started, and all the retries of a large batch
+    would bunch up at its end.
+    """
+
+    def __init__(self, pools: int, size: int) -> None:
+        self._free = [slot % pools for slot in range(size)]
+        self._waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self._arrivals = itertools.count()
+
+    async def acquire(self, priority: int = 0) -> int:
+        if self._free and not self._waiters:
+            return self._free.pop()
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (-priority, next(self._arrivals), waiter))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(waiter.result())  # handed a slot, then cancelled: pass it on
+            else:
+                # Leave no stale waiter behind: it would make later callers queue for slots
+                # that are free.
+                self._waiters = [entry for entry in self._waiters if entry[2] is not waiter]
+                heapq.heapify(self._waiters)
+            raise
+
+    def release(self, pool: int) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():  # skip waiters whose task was cancelled
+                waiter.set_result(pool)
+                return
+        self._free.append(pool)
+
+
+@dataclass
+class _LoopState:
+    pools: list[httpcore.AsyncConnectionPool]
+    slots: _Slots
+
+
+def _tls_context() -> ssl.SSLContext:
+    try:
+        context: ssl.SSLContext = httpcore.default_ssl_context()
+        return context
+    except AttributeError:  # plain httpcore: build what httpx would
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) sets for ``url``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
+class ChatTransport:
+    """POST ``{base_url}/chat/completions`` with bounded concurrency and retries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_concurrency: int = 64,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = 1024,
+        extra_body: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive seconds, got {timeout_s}")
+        self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
+        self.model = model
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra_body = dict(extra_body or {})
+        self._url = f"{self.base_url}/chat/completions"
+        parts = urllib.parse.urlsplit(self._url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self._headers: list[tuple[bytes, bytes]] = [
+            (b"Host", parts.netloc.encode("ascii")),
+            (b"Content-Type", b"application/json"),
+            (b"Accept", b"application/json"),
+            (b"User-Agent", b"writing-rl-studio-judge"),
+        ]
+        if api_key:
+            self._headers.append((b"Authorization", f"Bearer {api_key}".encode()))
+        self._timeouts = {"timeout": {k: timeout_s for k in ("connect", "read", "write", "pool")}}
+        self._rng = random.Random(seed)
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def authorization(self) -> str | None:
+        """The Authorization header sent (for checks; never logged or stored)."""
+        for name, value in self._headers:
+            if name == b"Authorization":
+                return value.decode()
+        return None
+
+    def _state(self) -> _LoopState:
+        # Connections and futures belong to one event loop.
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            count = -(-self.max_concurrency // _CONNECTIONS_PER_POOL)
+            per_pool = -(-self.max_concurrency // count)
+            tls = _tls_context()  # loading the CA bundle costs ~20 ms: build it once
+            proxy_url = _proxy_for(self._url)
+            proxy = httpcore.Proxy(proxy_url) if proxy_url else None
+            pools = [
+                httpcore.AsyncConnectionPool(
+                    ssl_context=tls,
+                    proxy=proxy,
+                    max_connections=per_pool,
+                    max_keepalive_connections=per_pool,
+                )
+                for _ in range(count)
+            ]
+            state = _LoopState(pools, _Slots(count, self.max_concurrency))
+            self._states[loop] = state
+        return state
+
+    async def aclose(self) -> None:
+        """Close the connections of the running loop."""
+        state = self._states.pop(asyncio.get_running_loop(), None)
+        if state is not None:
+            for pool in state.pools:
+                await pool.aclose()
+
+    def request_body(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": self.temperature,
+        }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        body.update(self.extra_body)
+        return body
+
+    async def complete(
+        self, messages: Sequence[Mapping[str, str]], *, priority: int = 0
+    ) -> ChatResult:
+        """One answer to ``messages``, after at most ``retry.max_retries`` retries.
+
+        ``priority``: requests already made for the same judgment (re-asks go ahead of new
+        pairs, like retries do)."""
+        state = self._state()
+        payload = json.dumps(self.request_body(messages)).encode("utf-8")
+        headers = [*self._headers, (b"Content-Length", str(len(payload)).encode())]
+        attempts = 0
+        error = "no attempt made"
+        while True:
+            attempts += 1
+            retry_after: float | None = None
+            slot = await state.slots.acquire(priority + attempts - 1)
+            release_after = 0.0
+            response = None
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    response = await state.pools[slot].request(
+                        b"POST",
+                        self._url,
+                        headers=headers,
+                        content=payload,
+                        extensions=self._timeouts,
+                    )
+            except (TimeoutError, httpcore.TimeoutException):
+                error = f"timed out after {self.timeout_s:g} s"
+                # The endpoint counts the abandoned request until it sees the connection
+                # close; reusing the slot at once would be answered with a 429.
+                release_after = _TIMEOUT_GRACE_S
+            except _CONNECTION_ERRORS as exc:
+                error = f"connection error: {type(exc).__name__}: {exc}"
+            finally:
+                if release_after:
+                    asyncio.get_running_loop().call_later(release_after, state.slots.release, slot)
+                else:
+                    state.slots.release(slot)
+            if response is not None:
+                status = response.status
+                text = response.content[:300].decode("utf-8", "replace")
+                if status == 200:
+                    result = self._parse_success(response.content, attempts)
+                    if result is not None:
+                        return result
+                    error = f"malformed completion body: {text!r}"
+                else:
+                    error = f"HTTP {status}: {text}"
+                    if status not in _RETRY_STATUSES and status < 500:
+                        # 400/401/403/404: retrying cannot help; the caller must fix something.
+                        return ChatResult(None, None, attempts, error=error)
+                    retry_after = parse_retry_after(
+                        {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers}
+                    )
+            if attempts > self.retry.max_retries:
+                return ChatResult(None, None, attempts, error=f"{error} (after {attempts} tries)")
+            await asyncio.sleep(self.retry.delay(attempts - 1, retry_after, self._rng))
+
+    @staticmethod
+    def _parse_success(content: bytes, attempts: int) -> ChatResult | None:
+        """The answer in a 200 body, or None when the body is not a chat completion."""
+        try:
+            body = json.loads(content)
+            content = body["choices"][0]["message"]["content"]
+            usage_body = body.get("usage") or {}
+            usage = Usage(
+                int(usage_body.get("prompt_tokens") or 0),
+                int(usage_body.get("completion_tokens") or 0),
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
+        return ChatResult(content if isinstance(content, str) else "", body, attempts, usage)

@@ -1,0 +1,353 @@
+"""``TrainConfig``: every setting of a training run, with a help text and validation per field.
+
+A config is plain data: ``to_dict()`` gives a JSON-safe dict (the judge spec nested as a dict)
+and ``from_dict()`` rebuilds it, rejecting unknown fields by name. Validation runs in
+``__post_init__`` and says which field to change and how.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rl_engine.judging import JudgeSpec
+
+BACKENDS = ("trl", "verl")
+ALGORITHMS = ("grpo", "rloo", "sft", "ppo")
+POSITIONS = ("disadvantage", "advantage", "both")
+REWARD_KINDS = ("pairwise", "pointwise")
+CURRICULA = ("dynamic", "static", "random")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+VLLM_MODES = ("auto", "off", "colocate", "server")
+# Extra reward terms (name -> what it measures, in [0, 1] or [-1, 0]).
+REWARD_TERMS = {
+    "length": "LongBench-Write length score S_l / 100 against the instruction's required_words "
+    "(0 when the instruction has no required_words)",
+    "repetition": "minus the share of repeated word 4-grams in the rollout (a penalty, -1..0)",
+}
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _default_judge() -> JudgeSpec:
+    return JudgeSpec(kind="heuristic")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run. See each field's ``metadata["help"]``."""
+
+    backend: str = field(
+        default="trl",
+        metadata=_help(
+            "Training engine: 'trl' (TRL trainers, one process) or 'verl' (PPO/GRPO on "
+            "Ray + vLLM; provided by rl_engine.training.verl_backend)."
+        ),
+    )
+    algorithm: str = field(
+        default="grpo",
+        metadata=_help(
+            "'grpo' (group-relative advantages), 'rloo' (leave-one-out baseline), "
+            "'sft' (Reference-SFT: supervised fine-tuning on each instruction's best reference) or "
+            "'ppo' (PPO with a GAE critic, the paper's setting; backend='verl' only)."
+        ),
+    )
+    policy: str = field(
+        default="smollm2-135m-instruct",
+        metadata=_help(
+            "Policy to train: 'smollm2-135m-instruct' or the path of a local HF "
+            "checkpoint directory."
+        ),
+    )
+    judge: JudgeSpec = field(
+        default_factory=_default_judge,
+        metadata=_help("Pairwise judge (kind openai / local / heuristic and its settings)."),
+    )
+    reward_kind: str = field(
+        default="pairwise",
+        metadata=_help(
+            "'pairwise' (the judge compares the rollout with the current reference: 1 / 0.5 / "
+            "0) or 'pointwise' (the paper's baseline: the rollout's own 1..10 score mapped to "
+            "0..1; the curriculum compares it with the reference's score). Pointwise needs an "
+            "'openai' or 'heuristic' judge."
+        ),
+    )
+    reward_position: str = field(
+        default="disadvantage",
+        metadata=_help(
+            "Where the rollout is shown to the judge: 'disadvantage' (reference first, "
+            "the paper's default), 'advantage' (rollout first) or 'both' (both orders; a flip is a "
+            "tie)."
+        ),
+    )
+    curriculum: str = field(
+        default="dynamic",
+        metadata=_help(
+            "Reference scheduling: 'dynamic' (each sample moves up a tier when it "
+            "beats its reference), 'static' (always static_tier) or 'random'."
+        ),
+    )
+    min_wins: int = field(
+        default=1,
+        metadata=_help(
+            "Wins (out of num_generations rollouts of a step) a sample needs to move "
+            "up one tier in the dynamic curriculum."
+        ),
+    )
+    static_tier: int | None = field(
+        default=None,
+        metadata=_help(
+            "Tier used by the static curriculum (negative counts from the top; None = "
+            "the best reference). Only with curriculum='static'."
+        ),
+    )
+    reward_terms: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_help(
+            "Extra reward terms added to the pairwise reward with these weights, e.g. "
+            "{'length': 0.5}. Known: "
+            + "; ".join(f"{k}: {v}" for k, v in REWARD_TERMS.items())
+            + ". The curriculum only ever sees the pairwise term."
+        ),
+    )
+    num_generations: int = field(
+        default=4,
+        metadata=_help("Rollouts per prompt in each step (the group size; at least 2)."),
+    )
+    prompts_per_step: int = field(
+        default=2,
+        metadata=_help(
+            "Distinct prompts per optimizer step; a step makes prompts_per_step x "
+            "num_generations rollouts."
+        ),
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata=_help(
+            "Split each step's rollouts into this many micro-batches for the update "
+            "(less memory, same step). Must divide prompts_per_step x num_generations."
+        ),
+    )
+    max_completion_tokens: int = field(
+        default=256,
+        metadata=_help("Maximum new tokens per rollout."),
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata=_help("Sampling temperature of rollouts (> 0)."),
+    )
+    top_p: float = field(default=1.0, metadata=_help("Nucleus sampling of rollouts, in (0, 1]."))
+    learning_rate: float = field(
+        default=1e-6,
+        metadata=_help(
+            "Optimizer learning rate (the paper used 1e-6 for 7B/8B models; small "
+            "models tolerate more)."
+        ),
+    )
+    kl_beta: float = field(
+        default=0.001,
+        metadata=_help(
+            "KL penalty coefficient against the initial policy (0 disables it and "
+            "saves the reference model's memory). Ignored by sft."
+        ),
+    )
+    max_steps: int = field(default=100, metadata=_help("Optimizer steps to run in total."))
+    checkpoint_every: int = field(
+        default=50,
+        metadata=_help(
+            "Write a resumable checkpoint every this many steps, and at the last step "
+            "(0 = no checkpoints except when the reporter stops the run)."
+        ),
+    )
+    save_final_model: bool = field(
+        default=True,
+        metadata=_help("Write the final weights and tokenizer to <output_dir>/final."),
+    )
+    keep_checkpoints: int | None = field(
+        default=3,
+        metadata=_help("Keep only the newest N checkpoints (None keeps all)."),
+    )
+    seed: int = field(default=0, metadata=_help("Seed for data order, sampling and init."))
+    device: str = field(
+        default="auto",
+        metadata=_help("'auto' (CUDA when available), 'cpu' or 'cuda'."),
+    )
+    dtype: str = field(
+        default="auto",
+        metadata=_help(
+            "Weights dtype: 'auto' (bf16 on CUDA, fp32 on CPU), 'float32', 'bfloat16' or 'float16'."
+        ),
+    )
+    output_dir: str = field(
+        default="var/runs/default",
+        metadata=_help(
+            "Run directory: checkpoints (checkpoint-<step>/) and the final model (final/) go here."
+        ),
+    )
+    use_vllm: str = field(
+        default="auto",
+        metadata=_help(
+            "Rollouts with vLLM on CUDA: 'auto' (colocate when vLLM is installed, else HF "
+            "generate), 'off', 'colocate' (same GPU as training) or 'server' (a `trl vllm-serve` "
+            "process at vllm_server_url). Needs the gpu extra. Ignored on CPU."
+        ),
+    )
+    vllm_server_url: str = field(
+        default="",
+        metadata=_help("Base URL of the `trl vllm-serve` server, when use_vllm='server'."),
+    )
+    static_cache: bool = field(
+        default=True,
+        metadata=_help(
+            "On CUDA without vLLM, generate with a static KV cache "
+            "(cache_implementation='static'); HF's default dynamic cache is several times slower."
+        ),
+    )
+    generation_kwargs: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help(
+            "Extra keyword arguments for rollout generation (HF generate or vLLM "
+            "sampling), e.g. {'min_new_tokens': 64}; JSON values only."
+        ),
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata=_help("Recompute activations in the backward pass (less memory, ~30% slower)."),
+    )
+    logging_dir: str | None = field(
+        default=None,
+        metadata=_help("Unused by the engine; kept for reporters that want a log directory."),
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.judge, Mapping):
+            self.judge = JudgeSpec.from_dict(self.judge)
+        self.reward_terms = dict(self.reward_terms)
+        self.generation_kwargs = dict(self.generation_kwargs)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field to change."""
+        _choice("backend", self.backend, BACKENDS)
+        _choice("algorithm", self.algorithm, ALGORITHMS)
+        _choice("reward_kind", self.reward_kind, REWARD_KINDS)
+        _choice("reward_position", self.reward_position, POSITIONS)
+        _choice("curriculum", self.curriculum, CURRICULA)
+        _choice("device", self.device, DEVICES)
+        _choice("dtype", self.dtype, DTYPES)
+        _choice("use_vllm", self.use_vllm, VLLM_MODES)
+        if not isinstance(self.judge, JudgeSpec):
+            raise ValueError(
+                f"TrainConfig.judge must be a JudgeSpec or its dict, got {self.judge!r}"
+            )
+        if not self.policy:
+            raise ValueError("TrainConfig.policy is empty: name 'smollm2-135m-instruct' or a path")
+        if not self.output_dir:
+            raise ValueError("TrainConfig.output_dir is empty: give a run directory")
+        _at_least("min_wins", self.min_wins, 1)
+        _at_least("prompts_per_step", self.prompts_per_step, 1)
+        _at_least("gradient_accumulation_steps", self.gradient_accumulation_steps, 1)
+        _at_least("max_completion_tokens", self.max_completion_tokens, 1)
+        _at_least("max_steps", self.max_steps, 1)
+        _at_least("checkpoint_every", self.checkpoint_every, 0)
+        if self.keep_checkpoints is not None:
+            _at_least("keep_checkpoints", self.keep_checkpoints, 1)
+        if self.reward_kind == "pointwise" and self.judge.kind == "local":
+            raise ValueError(
+                "TrainConfig.reward_kind='pointwise' needs a judge of kind 'openai' or "
+                "'heuristic' (a local model judges pairs, not 1..10 scores)"
+            )
+        if self.algorithm == "ppo" and self.backend != "verl":
+            raise ValueError(
+                "TrainConfig.algorithm='ppo' needs backend='verl' (TRL 1.16 has no PPO trainer); "
+                "use algorithm='grpo' or 'rloo' on backend='trl'"
+            )
+        if self.algorithm in ("grpo", "rloo"):
+            _at_least("num_generations", self.num_generations, 2)
+            rollouts = self.prompts_per_step * self.num_generations
+            if rollouts % self.gradient_accumulation_steps:
+                raise ValueError(
+                    f"TrainConfig.gradient_accumulation_steps={self.gradient_accumulation_steps} "
+                    f"must divide the step's rollouts (prompts_per_step x num_generations = "
+                    f"{rollouts}); choose a divisor of {rollouts}"
+                )
+        elif self.prompts_per_step % self.gradient_accumulation_steps:
+            raise ValueError(
+                f"TrainConfig.gradient_accumulation_steps={self.gradient_accumulation_steps} must "
+                f"divide prompts_per_step={self.prompts_per_step} for sft"
+            )
+        if self.temperature <= 0:
+            raise ValueError(
+                f"TrainConfig.temperature must be > 0 for RL rollouts, got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"TrainConfig.top_p must be in (0, 1], got {self.top_p}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
+        if self.kl_beta < 0:
+            raise ValueError(f"TrainConfig.kl_beta must be >= 0 (0 disables), got {self.kl_beta}")
+        if self.static_tier is not None and self.curriculum != "static":
+            raise ValueError(
+                "TrainConfig.static_tier is only used with curriculum='static'; unset it or "
+                "set curriculum='static'"
+            )
+        for name, weight in self.reward_terms.items():
+            if name not in REWARD_TERMS:
+                raise ValueError(
+                    f"TrainConfig.reward_terms has unknown term {name!r}; known: "
+                    f"{', '.join(REWARD_TERMS)}"
+                )
+            if not isinstance(weight, int | float) or isinstance(weight, bool):
+                raise ValueError(f"TrainConfig.reward_terms[{name!r}] must be a number")
+        if self.use_vllm == "server" and not self.vllm_server_url:
+            raise ValueError(
+                "TrainConfig.vllm_server_url is required with use_vllm='server' "
+                "(e.g. http://127.0.0.1:8000)"
+            )
+        if self.use_vllm in ("colocate", "server") and self.device == "cpu":
+            raise ValueError(
+                "TrainConfig.use_vllm needs CUDA; set use_vllm='off' (or 'auto') on device='cpu'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict; ``from_dict(to_dict())`` gives an equal config."""
+        payload = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        payload["judge"] = self.judge.to_dict()
+        payload["reward_terms"] = dict(self.reward_terms)
+        payload["generation_kwargs"] = dict(self.generation_kwargs)
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> TrainConfig:
+        """Build a config from a dict; unknown fields are an error that names them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown TrainConfig field(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        values = dict(payload)
+        if isinstance(values.get("judge"), Mapping):
+            values["judge"] = JudgeSpec.from_dict(values["judge"])
+        return cls(**values)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text, for forms and CLIs."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"TrainConfig.{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _at_least(name: str, value: object, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"TrainConfig.{name} must be an integer >= {minimum}; got {value!r}")

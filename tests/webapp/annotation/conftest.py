@@ -1,0 +1,16 @@
+"""Fixtures of the annotation tests (the builders live in ``factories``)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+
+@pytest.fixture
+def annotators(db: None) -> list[User]:
+    return [User.objects.create_user(f"ann{i}") for i in range(3)]
+
+
+@pytest.fixture
+def researcher(db: None) -> User:
+    return User.objects.create_user("res", is_staff=True)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from rl_engine.models import save_tiny_model
+
+
+@pytest.fixture
+def researcher(db: None) -> User:
+    return User.objects.create_user("res", password="pw-res-123", is_staff=True)
+
+
+@pytest.fixture
+def annotator(db: None) -> User:
+    return User.objects.create_user("ann", password="pw-ann-123")
+
+
+@pytest.fixture
+def staff_client(client: Client, researcher: User) -> Client:
+    client.force_login(researcher)
+    return client
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random model as an HF checkpoint directory (what load_policy reads)."""
+    return save_tiny_model(tmp_path_factory.mktemp("policy") / "tiny", seed=0)

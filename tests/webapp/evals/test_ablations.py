@@ -1,0 +1,151 @@
+"""The ablation grid: one form, linked training runs, evaluated the same way, one table."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.test import Client
+
+from tests.webapp.evals.factories import make_checkpoint, make_dataset, make_instruction
+from webapp.evals.ablations import (
+    AblationError,
+    ablation_grid_advance,
+    ablation_grid_create,
+)
+from webapp.evals.models import AblationGrid, EvalRun
+from webapp.studio.models import Dataset, Run, Selection, SelectionEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dataset() -> Dataset:
+    dataset = make_dataset()
+    train = [
+        make_instruction(dataset, split="train", references=["weak", "strong"]) for _ in range(3)
+    ]
+    make_instruction(dataset, split="eval", required_words=100)
+    for strategy, chosen in (("margin", train[:2]), ("difficulty", train[1:])):
+        selection = Selection.objects.create(dataset=dataset, strategy=strategy, policy="p", k=2)
+        for instruction in train:
+            SelectionEntry.objects.create(
+                selection=selection, instruction=instruction, chosen=instruction in chosen
+            )
+    return dataset
+
+
+def selections(dataset: Dataset) -> dict[str, Selection]:
+    return {
+        "margin_selection": Selection.objects.get(dataset=dataset, strategy="margin"),
+        "difficulty_selection": Selection.objects.get(dataset=dataset, strategy="difficulty"),
+    }
+
+
+BASE = {"policy": "tiny", "max_steps": 4, "num_generations": 2, "judge": {"kind": "heuristic"}}
+
+
+def test_it_launches_the_grid_as_linked_runs(dataset: Dataset) -> None:
+    grid = ablation_grid_create(
+        name="paper grid", dataset=dataset, base_config=BASE, rewards=["pairwise"],
+        eval_benchmark="longbench_write", enqueue=False, **selections(dataset),
+    )  # fmt: skip
+    cells = list(grid.cells.select_related("run"))
+    assert len(cells) == 3 * 1 * 2
+    assert {(c.selection, c.curriculum) for c in cells} == {
+        (s, c) for s in ("margin", "difficulty", "full") for c in ("dynamic", "static")
+    }
+    runs = Run.objects.filter(group=grid.group)
+    assert runs.count() == 6
+    for cell in cells:
+        assert cell.run.config["curriculum"] == cell.curriculum
+        assert cell.run.config["max_steps"] == 4
+        expected = None if cell.selection == "full" else cell.selection
+        assert (cell.run.selection.strategy if cell.run.selection else None) == expected
+        assert cell.run.curriculum.count() == (3 if cell.selection == "full" else 2)
+
+
+def test_it_passes_each_cells_reward_kind_to_training(dataset: Dataset) -> None:
+    grid = ablation_grid_create(
+        name="g", dataset=dataset, base_config=BASE, eval_benchmark="longbench_write",
+        enqueue=False, **selections(dataset),
+    )  # fmt: skip
+    assert {(c.reward, c.run.config["reward_kind"]) for c in grid.cells.all()} == {
+        ("pairwise", "pairwise"),
+        ("pointwise", "pointwise"),
+    }
+
+
+def test_it_needs_the_selections_its_cells_train_on(dataset: Dataset) -> None:
+    with pytest.raises(AblationError, match="need a margin selection"):
+        ablation_grid_create(
+            name="g", dataset=dataset, base_config=BASE, rewards=["pairwise"],
+            eval_benchmark="writingbench", enqueue=False,
+        )  # fmt: skip
+    assert Run.objects.count() == 0
+
+
+def test_it_evaluates_finished_runs_and_fills_one_table(
+    dataset: Dataset, staff_client: Client
+) -> None:
+    grid = ablation_grid_create(
+        name="grid", dataset=dataset, base_config=BASE, selections=["margin", "full"],
+        rewards=["pairwise"], curricula=["dynamic"], eval_benchmark="longbench_write",
+        eval_limit=5, enqueue=False, **selections(dataset),
+    )  # fmt: skip
+    margin, full = grid.cells.order_by("selection")[1], grid.cells.order_by("selection")[0]
+    assert (margin.selection, full.selection) == ("margin", "full")
+    Run.objects.filter(pk=margin.run_id).update(status="succeeded", current_step=4)
+    make_checkpoint(margin.run, 2)
+    newest = make_checkpoint(margin.run, 4)
+
+    progress = ablation_grid_advance(grid.pk, enqueue=False)
+    assert (progress.created, progress.active_runs) == (1, 1)  # the full run still queued
+    margin.refresh_from_db()
+    eval_run = margin.eval_run
+    assert eval_run.checkpoint == newest and eval_run.training_run_id == margin.run_id
+    assert eval_run.benchmark == "longbench_write" and eval_run.limit == 5
+    assert ablation_grid_advance(grid.pk, enqueue=False).created == 0  # not twice
+
+    EvalRun.objects.filter(pk=eval_run.pk).update(
+        status="succeeded", aggregates={"score": 42.0, "S_l": 30.0, "S_q": 54.0, "S_bar": 42.0}
+    )
+    html = staff_client.get(f"/evals/ablations/{grid.pk}/").content.decode()
+    assert "margin · pairwise · dynamic" in html and "full · pairwise · dynamic" in html
+    assert ">42.0</a>" in html and ">54.0</a>" in html
+    body = b"".join(staff_client.get(f"/evals/ablations/{grid.pk}/results.csv").streaming_content)
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    assert rows[0] == ["system", "selection", "reward", "curriculum", "run status",
+                       "LongBench-Write S_l", "S_q", "S̄"]  # fmt: skip
+    assert ["margin · pairwise · dynamic", "margin", "pairwise", "dynamic", "succeeded",
+            "30.0000", "54.0000", "42.0000"] in rows  # fmt: skip
+    assert ["full · pairwise · dynamic", "full", "pairwise", "dynamic", "queued",
+            "", "", ""] in rows  # fmt: skip
+
+
+def test_the_form_launches_a_grid(
+    dataset: Dataset, staff_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    chosen = selections(dataset)
+    form = {
+        "name": "from the form", "dataset": dataset.pk, "selections": ["margin", "difficulty"],
+        "rewards": ["pairwise"], "curricula": ["dynamic", "static"],
+        "margin_selection": chosen["margin_selection"].pk,
+        "difficulty_selection": chosen["difficulty_selection"].pk,
+        "policy": "tiny", "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
+        "num_generations": 2, "max_completion_tokens": 16, "learning_rate": 1e-5, "seed": 0,
+        "judge_kind": "heuristic", "eval_benchmark": "longbench_write", "eval_split": "eval",
+        "eval_max_new_tokens": 32,
+    }  # fmt: skip
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post("/evals/ablations/new/", form)
+    grid = AblationGrid.objects.get()
+    assert response["Location"] == f"/evals/ablations/{grid.pk}/"
+    assert grid.cells.count() == 4
+    assert len(callbacks) == 4 + 1  # four training runs and the grid's watcher
+    assert grid.eval_settings == {"max_new_tokens": 32}
+    response = staff_client.post("/evals/ablations/new/", {**form, "selections": ["full"],
+                                                           "rewards": ["pointwise"]})  # fmt: skip
+    assert response.status_code == 302
+    assert Run.objects.filter(config__reward_kind="pointwise").count() == 2

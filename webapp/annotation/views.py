@@ -1,0 +1,241 @@
+"""Annotation pages. Annotators: the queue, an assignment, the vote. Researchers: campaigns,
+results, judge runs and exports. Views stay thin: services write, selectors read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from rl_engine.text import count_words
+from webapp.annotation import exports, results, selectors, services
+from webapp.annotation.forms import VOTE_CHOICES, CampaignForm, JudgeRunForm, VoteForm
+from webapp.annotation.markup import render_markdown
+from webapp.annotation.models import Assignment, Campaign
+from webapp.studio.permissions import is_researcher, researcher_required
+
+ITEM_PARTIAL = "annotation/annotate.html#item"
+# (value, label, key): the radios are written out in the template (cheaper than widgets).
+CHOICE_KEYS = [
+    (value, label, key) for (value, label), key in zip(VOTE_CHOICES, "1234s", strict=True)
+]
+
+
+@login_required
+def queue(request: HttpRequest) -> HttpResponse:
+    """The annotator's campaigns with both progress bars; researchers also see every campaign."""
+    mine = [
+        {
+            "campaign": campaign,
+            "mine": selectors.annotator_progress(campaign, request.user),
+            "overall": selectors.campaign_progress(campaign),
+        }
+        for campaign in selectors.campaigns_for_annotator(request.user)
+    ]
+    context: dict[str, Any] = {"mine": mine}
+    if is_researcher(request.user):
+        context["all_campaigns"] = selectors.campaigns_overview()
+    return render(request, "annotation/queue.html", context)
+
+
+@login_required
+def work(request: HttpRequest, pk: int) -> HttpResponse:
+    """Lease the next item of a campaign (or resume the current one) and open it."""
+    campaign = selectors.campaign_for_annotator(request.user, pk)
+    if campaign.status != Campaign.Status.OPEN:
+        messages.info(request, f"“{campaign.name}” is {campaign.get_status_display()}.")
+        return redirect("annotation:queue")
+    assignment = services.assignment_claim_next(campaign=campaign, annotator=request.user)
+    if assignment is None:
+        messages.success(request, f"Nothing left for you in “{campaign.name}”. Thank you!")
+        return redirect("annotation:queue")
+    return redirect("annotation:assignment", pk=assignment.pk)
+
+
+def _item_context(request: HttpRequest, assignment: Assignment | None, campaign: Campaign) -> dict:
+    mine, overall = selectors.progress_pair(campaign, request.user)
+    context: dict[str, Any] = {
+        "campaign": campaign,
+        "assignment": assignment,
+        "mine": mine,
+        "overall": overall,
+    }
+    if assignment is None:
+        return context
+    item = assignment.item
+    sides = [item.output_a.text, item.output_b.text]
+    if not assignment.a_on_left:
+        sides.reverse()
+    context.update(
+        item=item,
+        left_text=sides[0],
+        right_text=sides[1],
+        left_words=count_words(sides[0]),
+        right_words=count_words(sides[1]),
+        finished=assignment.status != Assignment.Status.LEASED,
+        form=VoteForm(),
+        choices=CHOICE_KEYS,
+    )
+    return context
+
+
+@login_required
+def assignment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    assignment = selectors.assignment_for(request.user, pk)
+    campaign = assignment.item.campaign
+    if assignment.status == Assignment.Status.LEASED:
+        services.assignment_renew(assignment=assignment)
+    context = _item_context(request, assignment, campaign)
+    context["guidelines_html"] = render_markdown(campaign.guidelines)
+    return render(request, "annotation/annotate.html", context)
+
+
+@login_required
+@require_POST
+def vote(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record a vote, then hand out the next item: the item area for htmx, a redirect else.
+
+    A repeated submit of the same vote is answered exactly like the first one.
+    """
+    assignment = selectors.assignment_for(request.user, pk)
+    campaign = assignment.item.campaign
+    form = VoteForm(request.POST)
+    if not form.is_valid():
+        context = _item_context(request, assignment, campaign)
+        context["form"] = form
+        if request.htmx:
+            return render(request, ITEM_PARTIAL, context)
+        context["guidelines_html"] = render_markdown(campaign.guidelines)
+        return render(request, "annotation/annotate.html", context, status=400)
+    try:
+        notice, following = services.vote_and_claim_next(
+            assignment=assignment,
+            annotator=request.user,
+            choice=form.cleaned_data["choice"],
+            rationale=form.cleaned_data["rationale"],
+            skip_reason=form.cleaned_data["skip_reason"],
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        context = _item_context(request, assignment, campaign)
+        context["form"] = form
+        return render(
+            request, ITEM_PARTIAL if request.htmx else "annotation/annotate.html", context
+        )
+    if not request.htmx:
+        if notice:
+            messages.warning(request, notice)
+        if following is None:
+            messages.success(request, f"Nothing left for you in “{campaign.name}”. Thank you!")
+            return redirect("annotation:queue")
+        return redirect("annotation:assignment", pk=following.pk)
+    context = _item_context(request, following, campaign)
+    context["notice"] = notice
+    response = render(request, ITEM_PARTIAL, context)
+    response["HX-Push-Url"] = (
+        reverse("annotation:assignment", args=[following.pk])
+        if following is not None
+        else reverse("annotation:queue")
+    )
+    return response
+
+
+# -- Researchers ----------------------------------------------------------------------------------
+
+
+@researcher_required
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            campaign = services.campaign_create(
+                name=data["name"],
+                instructions=data["instruction_list"],
+                systems=data["system_specs"],
+                annotators=data["annotators"],
+                overlap=data["overlap"],
+                guidelines=data["guidelines"],
+                lease_seconds=data["lease_minutes"] * 60,
+                max_new_tokens=data["max_new_tokens"],
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Campaign “{campaign.name}” created.")
+            return redirect("annotation:campaign", pk=campaign.pk)
+    return render(request, "annotation/campaign_new.html", {"form": form})
+
+
+@researcher_required
+def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    context = {
+        "campaign": campaign,
+        "systems": campaign.systems.all(),
+        "annotators": campaign.annotators.order_by("username"),
+        "overall": selectors.campaign_progress(campaign),
+        "item_count": campaign.items.count(),
+        "missing": {
+            s.label: len(v) for s, v in services.campaign_missing_outputs(campaign).items()
+        },
+        "guidelines_html": render_markdown(campaign.guidelines),
+    }
+    return render(request, "annotation/campaign_detail.html", context)
+
+
+@researcher_required
+def campaign_results(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    context = {
+        "campaign": campaign,
+        "overall": selectors.campaign_progress(campaign),
+        "pairs": results.pair_table(campaign),
+        "ratings": results.ratings(campaign, bootstrap=200, seed=0),
+        "agreement": results.human_agreement(campaign),
+        "judges": results.judge_agreement(campaign),
+        "judge_form": JudgeRunForm(),
+    }
+    return render(request, "annotation/results.html", context)
+
+
+@researcher_required
+@require_POST
+def judge_start(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    form = JudgeRunForm(request.POST)
+    if form.is_valid():
+        try:
+            services.judge_run_create(campaign=campaign, spec=form.spec(), created_by=request.user)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, "The judge is queued on both orders of every item.")
+    else:
+        messages.error(request, "Pick a judge kind.")
+    return redirect("annotation:results", pk=campaign.pk)
+
+
+def _jsonl(rows: Any, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(exports.as_jsonl(rows), content_type="application/jsonl")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@researcher_required
+def export_votes(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    return _jsonl(exports.vote_rows(campaign), f"campaign-{campaign.pk}-votes.jsonl")
+
+
+@researcher_required
+def export_preferences(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    return _jsonl(exports.preference_rows(campaign), f"campaign-{campaign.pk}-preferences.jsonl")

@@ -1,0 +1,223 @@
+"""Forms: a new evaluation, a long-input benchmark upload, the ablation grid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from rl_engine.evaluation.runner import EvalSettings
+from rl_engine.training import TrainConfig
+from webapp.evals.ablations import CURRICULA, REWARDS, SELECTIONS
+from webapp.evals.models import AblationCell, Benchmark, EvalRun, LongInputBenchmark
+from webapp.studio.models import Checkpoint, Dataset, Instruction, Selection
+
+SPLITS = [*Instruction.Split.choices, ("", "every split")]
+JUDGE_KINDS = [
+    ("heuristic", "heuristic (offline, not an LLM)"),
+    ("openai", "OpenAI-compatible endpoint"),
+    ("local", "local model"),
+]
+_DEFAULTS = EvalSettings("writingbench")
+
+
+class JudgeFields(forms.Form):
+    judge_kind = forms.ChoiceField(choices=JUDGE_KINDS, initial="heuristic")
+    judge_model = forms.CharField(
+        required=False,
+        help_text="Endpoint model name, or a local model (policy name or HF checkpoint path).",
+    )
+    judge_base_url = forms.CharField(required=False, help_text="e.g. http://127.0.0.1:8000/v1")
+    judge_api_key_env = forms.CharField(
+        required=False,
+        initial="OPENAI_API_KEY",
+        help_text="Name of the environment variable holding the key (the key is never stored).",
+    )
+
+    def judge_spec(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        spec: dict[str, Any] = {"kind": data["judge_kind"], "model": data.get("judge_model", "")}
+        if data.get("judge_base_url"):
+            spec["base_url"] = data["judge_base_url"]
+        if data.get("judge_api_key_env"):
+            spec["api_key_env"] = data["judge_api_key_env"]
+        return spec
+
+
+class EvalRunForm(JudgeFields):
+    name = forms.CharField(required=False, max_length=200)
+    benchmark = forms.ChoiceField(choices=Benchmark.choices)
+    system_kind = forms.ChoiceField(choices=EvalRun.SystemKind.choices, label="System")
+    checkpoint = forms.ModelChoiceField(
+        queryset=Checkpoint.objects.select_related("run").order_by("-created_at"),
+        required=False,
+        help_text="For a checkpoint system.",
+    )
+    base_model = forms.CharField(
+        required=False,
+        help_text="For a base-model system: a policy name or a local HF checkpoint path.",
+    )
+    reference_tier = forms.IntegerField(
+        required=False, min_value=0, help_text="For a reference-tier system (0 = the weakest)."
+    )
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), required=False)
+    split = forms.ChoiceField(choices=SPLITS, initial=Instruction.Split.EVAL, required=False)
+    long_input = forms.ModelChoiceField(
+        queryset=LongInputBenchmark.objects.all(),
+        required=False,
+        label="Long-input benchmark file",
+        help_text="For the long-input multiple-choice benchmark.",
+    )
+    baseline_tier = forms.IntegerField(
+        required=False, min_value=0, help_text="Pairwise: play against this reference tier..."
+    )
+    baseline_run = forms.ModelChoiceField(
+        queryset=EvalRun.objects.filter(status=EvalRun.Status.SUCCEEDED),
+        required=False,
+        help_text="...or against the responses of this evaluation.",
+    )
+    limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many items.")
+    max_new_tokens = forms.IntegerField(min_value=1, initial=_DEFAULTS.max_new_tokens)
+    batch_size = forms.IntegerField(min_value=1, initial=_DEFAULTS.batch_size)
+    temperature = forms.FloatField(min_value=0.0, initial=_DEFAULTS.temperature)
+    iterations = forms.IntegerField(
+        min_value=1, initial=1, help_text="Creative: pieces per prompt (needs temperature > 0)."
+    )
+    context_tokens = forms.IntegerField(
+        min_value=64,
+        initial=_DEFAULTS.context_tokens,
+        help_text="Long input: the model's window; contexts are cut from the middle to fit.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].initial = settings.WRITING_RL_POLICY
+        self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
+        self.fields["judge_model"].initial = settings.WRITING_RL_JUDGE_MODEL
+        self.fields["judge_base_url"].initial = settings.WRITING_RL_JUDGE_BASE_URL
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "name": data.get("name") or "",
+            "benchmark": data["benchmark"],
+            "system_kind": data["system_kind"],
+            "checkpoint": data.get("checkpoint"),
+            "base_model": data.get("base_model") or "",
+            "reference_tier": data.get("reference_tier"),
+            "dataset": data.get("dataset"),
+            "split": data.get("split") or "",
+            "long_input": data.get("long_input"),
+            "baseline_tier": data.get("baseline_tier"),
+            "baseline_run": data.get("baseline_run"),
+            "limit": data.get("limit"),
+            "settings": {
+                "max_new_tokens": data["max_new_tokens"],
+                "batch_size": data["batch_size"],
+                "temperature": data["temperature"],
+                "iterations": data["iterations"],
+                "context_tokens": data["context_tokens"],
+            },
+            "judge": self.judge_spec(),
+        }
+
+
+class LongInputUploadForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file name.")
+    file = forms.FileField(
+        help_text="JSONL, one question per line: _id, context, question, choice_A..choice_D, "
+        "answer (A-D), difficulty (easy/hard), length (short/medium/long), optional domain."
+    )
+
+
+class AblationForm(JudgeFields):
+    name = forms.CharField(max_length=200)
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+    selections = forms.MultipleChoiceField(
+        choices=AblationCell.SelectionAxis.choices,
+        initial=list(SELECTIONS),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    rewards = forms.MultipleChoiceField(
+        choices=AblationCell.RewardAxis.choices,
+        initial=list(REWARDS),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    curricula = forms.MultipleChoiceField(
+        choices=AblationCell.CurriculumAxis.choices,
+        initial=list(CURRICULA),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    margin_selection = forms.ModelChoiceField(
+        queryset=Selection.objects.filter(strategy=Selection.Strategy.MARGIN),
+        required=False,
+        help_text="Its chosen instructions train the margin-aware cells.",
+    )
+    difficulty_selection = forms.ModelChoiceField(
+        queryset=Selection.objects.filter(strategy=Selection.Strategy.DIFFICULTY),
+        required=False,
+        help_text="Its chosen instructions train the difficulty cells.",
+    )
+    policy = forms.CharField(initial="smollm2-135m-instruct")
+    algorithm = forms.ChoiceField(choices=[("grpo", "GRPO"), ("rloo", "RLOO")], initial="grpo")
+    max_steps = forms.IntegerField(min_value=1, initial=20)
+    prompts_per_step = forms.IntegerField(min_value=1, initial=2)
+    num_generations = forms.IntegerField(min_value=2, initial=4)
+    max_completion_tokens = forms.IntegerField(min_value=1, initial=128)
+    learning_rate = forms.FloatField(min_value=0.0, initial=1e-6)
+    seed = forms.IntegerField(initial=0)
+    eval_benchmark = forms.ChoiceField(
+        choices=[c for c in Benchmark.choices if c[0] != Benchmark.LONGBENCH_V2],
+        initial=Benchmark.LONGBENCH_WRITE,
+        label="Evaluate on",
+    )
+    eval_split = forms.ChoiceField(choices=SPLITS, initial=Instruction.Split.EVAL, required=False)
+    eval_limit = forms.IntegerField(required=False, min_value=1)
+    eval_max_new_tokens = forms.IntegerField(min_value=1, initial=256)
+    eval_baseline_tier = forms.IntegerField(
+        required=False, min_value=0, help_text="Pairwise evaluation: the baseline tier."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["policy"].initial = settings.WRITING_RL_POLICY
+        self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
+        help_texts = TrainConfig.help()
+        for name in ("policy", "algorithm", "max_steps", "prompts_per_step", "num_generations",
+                     "max_completion_tokens", "learning_rate", "seed"):  # fmt: skip
+            self.fields[name].help_text = help_texts.get(name, "")
+
+    def base_config(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "policy": data["policy"],
+            "algorithm": data["algorithm"],
+            "max_steps": data["max_steps"],
+            "prompts_per_step": data["prompts_per_step"],
+            "num_generations": data["num_generations"],
+            "max_completion_tokens": data["max_completion_tokens"],
+            "learning_rate": data["learning_rate"],
+            "seed": data["seed"],
+            "checkpoint_every": max(1, data["max_steps"] // 4),
+            "judge": self.judge_spec(),
+        }
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "dataset": data["dataset"],
+            "base_config": self.base_config(),
+            "selections": data["selections"],
+            "rewards": data["rewards"],
+            "curricula": data["curricula"],
+            "margin_selection": data.get("margin_selection"),
+            "difficulty_selection": data.get("difficulty_selection"),
+            "eval_benchmark": data["eval_benchmark"],
+            "eval_split": data.get("eval_split") or "",
+            "eval_settings": {"max_new_tokens": data["eval_max_new_tokens"]},
+            "eval_judge": self.judge_spec(),
+            "eval_limit": data.get("eval_limit"),
+            "eval_baseline_tier": data.get("eval_baseline_tier"),
+        }

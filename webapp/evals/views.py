@@ -1,0 +1,297 @@
+"""Evaluation pages: the list, a new evaluation, one evaluation (live progress, per-item
+results), the comparison across runs and checkpoints, CSV exports, long-input benchmark
+uploads and the ablation grid."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from webapp.evals import charts, selectors
+from webapp.evals.ablations import AblationError, ablation_grid_advance, ablation_grid_create
+from webapp.evals.forms import AblationForm, EvalRunForm, LongInputUploadForm
+from webapp.evals.models import AblationGrid, Benchmark, EvalRun, LongInputBenchmark
+from webapp.evals.services import (
+    BenchmarkFileError,
+    EvalConfigError,
+    eval_run_cancel,
+    eval_run_create,
+    long_input_import,
+)
+from webapp.studio.permissions import researcher_required
+from webapp.studio.views.common import paginate, query_without_page
+
+# htmx stops polling an element whose response has this status (and still swaps it in).
+STOP_POLLING = 286
+MAX_COMPARED = 50
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming CSV."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_response(rows: Iterable[list[Any]], filename: str) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@researcher_required
+def eval_list(request: HttpRequest) -> HttpResponse:
+    benchmark = request.GET.get("benchmark", "")
+    if benchmark not in Benchmark.values:
+        benchmark = ""
+    status = request.GET.get("status", "")
+    if status not in EvalRun.Status.values:
+        status = ""
+    page = paginate(request, selectors.eval_run_list(benchmark=benchmark, status=status))
+    return render(
+        request,
+        "evals/list.html",
+        {
+            "page": page,
+            "benchmark": benchmark,
+            "benchmarks": Benchmark.choices,
+            "status": status,
+            "query": query_without_page(request),
+        },
+    )
+
+
+@researcher_required
+def eval_new(request: HttpRequest) -> HttpResponse:
+    initial = {
+        k: request.GET[k] for k in ("benchmark", "system_kind", "dataset") if k in request.GET
+    }
+    checkpoint = request.GET.get("checkpoint")
+    if checkpoint:
+        initial.update(system_kind=EvalRun.SystemKind.CHECKPOINT, checkpoint=checkpoint)
+    form = EvalRunForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            eval_run = eval_run_create(**form.service_kwargs(), created_by=request.user)
+        except EvalConfigError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Evaluation #{eval_run.pk} queued.")
+            return redirect("evals:detail", pk=eval_run.pk)
+    return render(request, "evals/new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _run_charts(eval_run: EvalRun) -> dict[str, Any]:
+    context: dict[str, Any] = {}
+    if eval_run.results.filter(required_words__isnull=False).exists():
+        context["length_chart"] = charts.log_scatter(
+            selectors.length_points([eval_run]),
+            x_label="required words (log)",
+            y_label="produced words (log)",
+        )
+    groups, series = selectors.domain_scores([eval_run])
+    if len(groups) > 1:
+        context["domain_chart"] = charts.grouped_bars(groups, series, y_label="score")
+    return context
+
+
+@researcher_required
+def eval_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    eval_run = get_object_or_404(
+        EvalRun.objects.select_related("checkpoint", "dataset", "long_input", "training_run"),
+        pk=pk,
+    )
+    context: dict[str, Any] = {"eval_run": eval_run}
+    if request.htmx:
+        response = render(request, "evals/detail.html#progress", context)
+        if not eval_run.is_active:
+            response.status_code = STOP_POLLING
+        return response
+    page = paginate(request, selectors.eval_results(eval_run), per_page=25)
+    context.update(page=page, query=query_without_page(request))
+    if eval_run.status == EvalRun.Status.SUCCEEDED:
+        context.update(_run_charts(eval_run))
+        context["table"] = selectors.comparison_table([eval_run])
+    return render(request, "evals/detail.html", context)
+
+
+@researcher_required
+@require_POST
+def eval_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    eval_run = get_object_or_404(EvalRun, pk=pk)
+    if eval_run_cancel(eval_run=eval_run):
+        messages.success(request, f"Evaluation #{pk} cancelled.")
+    else:
+        messages.info(request, f"Evaluation #{pk} had already ended.")
+    return redirect("evals:detail", pk=pk)
+
+
+@researcher_required
+def eval_results_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    eval_run = get_object_or_404(EvalRun, pk=pk)
+    return _csv_response(selectors.result_csv_rows(eval_run), f"evaluation-{pk}-items.csv")
+
+
+def _compared_runs(request: HttpRequest) -> list[EvalRun]:
+    """The evaluations named by ``?runs=1,2`` (or repeated ``runs``), or by ``?training_run=``;
+    by default the latest succeeded ones."""
+    ids: list[int] = []
+    for value in request.GET.getlist("runs"):
+        for part in value.split(","):
+            if part.strip().isdigit():
+                ids.append(int(part))
+    if ids:
+        return selectors.eval_runs_by_ids(ids[:MAX_COMPARED])
+    runs = selectors.eval_run_list(status=EvalRun.Status.SUCCEEDED)
+    training_run = request.GET.get("training_run", "")
+    if training_run.isdigit():
+        runs = runs.filter(training_run_id=int(training_run))
+    return list(runs[:MAX_COMPARED])[::-1]
+
+
+@researcher_required
+def compare(request: HttpRequest) -> HttpResponse:
+    eval_runs = _compared_runs(request)
+    table = selectors.comparison_table(eval_runs)
+    present = [b for b, _label in Benchmark.choices if any(r.benchmark == b for r in eval_runs)]
+    benchmark = request.GET.get("benchmark", "")
+    if benchmark not in present:
+        benchmark = present[0] if present else ""
+    checkpoint_series = selectors.score_per_checkpoint(eval_runs, benchmark)
+    length_series = selectors.length_points(eval_runs)
+    groups, bars = selectors.domain_scores(eval_runs)
+    figures = [
+        {
+            "title": f"Score per checkpoint ({benchmark or 'no benchmark'}, 0-100)",
+            "svg": charts.line_chart(
+                checkpoint_series, x_label="training step", y_label="score", y_range=(0, 100)
+            ),
+            "legend": [s.name for s in checkpoint_series],
+        },
+        {
+            "title": "Required vs produced words (log axes; dashed: exact length)",
+            "svg": charts.log_scatter(
+                length_series, x_label="required words (log)", y_label="produced words (log)"
+            ),
+            "legend": [s.name for s in length_series],
+        },
+        {
+            "title": "Mean item score per domain",
+            "svg": charts.grouped_bars(groups, bars, y_label="mean item score"),
+            "legend": list(bars),
+        },
+    ]
+    context = {
+        "eval_runs": eval_runs,
+        "table": table,
+        "rows": [(row, row.cell_list(table.columns)) for row in table.rows],
+        "benchmark": benchmark,
+        "benchmarks": [(b, Benchmark(b).label) for b in present],
+        "figures": figures,
+        "ids": ",".join(str(r.pk) for r in eval_runs),
+    }
+    return render(request, "evals/compare.html", context)
+
+
+@researcher_required
+def compare_csv(request: HttpRequest) -> StreamingHttpResponse:
+    table = selectors.comparison_table(_compared_runs(request))
+    return _csv_response(table.csv_rows(), "evaluation-comparison.csv")
+
+
+@researcher_required
+def long_input_list(request: HttpRequest) -> HttpResponse:
+    form = LongInputUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            benchmark = long_input_import(
+                name=form.cleaned_data.get("name") or upload.name,
+                lines=upload.open("rb"),
+                filename=upload.name,
+                created_by=request.user,
+            )
+        except (BenchmarkFileError, UnicodeDecodeError) as error:
+            form.add_error("file", str(error))
+        else:
+            messages.success(
+                request,
+                f"Imported {benchmark.questions.count()} questions as {benchmark.name!r}.",
+            )
+            return redirect("evals:long_input_list")
+    benchmarks = LongInputBenchmark.objects.order_by("-created_at")
+    return render(
+        request,
+        "evals/long_input.html",
+        {"form": form, "benchmarks": benchmarks},
+        status=400 if form.errors else 200,
+    )
+
+
+@researcher_required
+def ablation_list(request: HttpRequest) -> HttpResponse:
+    grids = AblationGrid.objects.select_related("dataset").order_by("-created_at")
+    return render(request, "evals/ablation_list.html", {"grids": grids})
+
+
+@researcher_required
+def ablation_new(request: HttpRequest) -> HttpResponse:
+    form = AblationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            grid = ablation_grid_create(**form.service_kwargs(), created_by=request.user)
+        except (AblationError, EvalConfigError) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Launched {grid.cells.count()} runs as {grid.group}.")
+            return redirect("evals:ablation_detail", pk=grid.pk)
+    return render(
+        request, "evals/ablation_new.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+@researcher_required
+def ablation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    grid = get_object_or_404(AblationGrid.objects.select_related("dataset"), pk=pk)
+    table = selectors.ablation_table(grid)
+    cells = grid.cells.select_related("run", "eval_run").order_by("id")
+    return render(
+        request,
+        "evals/ablation_detail.html",
+        {
+            "grid": grid,
+            "cells": cells,
+            "table": table,
+            "rows": [(row, row.cell_list(table.columns)) for row in table.rows],
+        },
+    )
+
+
+@researcher_required
+@require_POST
+def ablation_evaluate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Evaluate the grid's finished runs now (the watcher does it too, every half minute)."""
+    grid = get_object_or_404(AblationGrid, pk=pk)
+    progress = ablation_grid_advance(grid.pk)
+    messages.info(
+        request,
+        f"{progress.created} evaluation(s) started; {progress.active_runs} run(s) still training.",
+    )
+    return redirect("evals:ablation_detail", pk=pk)
+
+
+@researcher_required
+def ablation_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    grid = get_object_or_404(AblationGrid, pk=pk)
+    if not grid.cells.exists():
+        raise Http404("the grid has no cells")
+    return _csv_response(selectors.ablation_table(grid).csv_rows(), f"ablation-{pk}.csv")

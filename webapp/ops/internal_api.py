@@ -1,0 +1,279 @@
+"""The internal API the verl reward hook uses instead of the database.
+
+A verl job runs on a Ray cluster in its own environment; its reward hook
+(``verl_plugin/writing_rl_reward.py``) reaches a run's curriculum and judgments over HTTP:
+
+``POST /internal/runs/<run>/tiers``      ``{"sample_ids": [...], "step": 12}`` ->
+    ``{"tiers": {id: {"tier", "num_tiers", "mastered", "last_step"}}}``. With ``step`` the
+    tier is the one the sample had when that step began (a win recorded earlier in the same
+    step does not change what the step's other rollouts are judged against).
+``POST /internal/runs/<run>/outcomes``   ``{"outcomes": [StepOutcome fields]}`` ->
+    ``{"transitions": [Transition fields]}``, through the run's ``DjangoCurriculumStore``
+    (each outcome applied at most once; at most one tier per step).
+``POST /internal/runs/<run>/judgments``  ``{"judgments": [JudgmentRecord fields (+ attempts,
+    prompt_tokens, completion_tokens)]}`` -> ``{"stored": n}``, the same rows a TRL run's
+    reporter writes, so the dashboard shows a verl run like any other.
+
+Authentication: ``Authorization: Bearer <WRITING_RL_INTERNAL_API_TOKEN>``, compared in
+constant time. With the setting empty the API does not exist (404). A bad body is a 400 that
+names the field (``judgments[3].verdict``) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from rl_engine.curriculum import StepOutcome
+from webapp.studio.models import CurriculumState, CurriculumTransition, Judgment, Run
+from webapp.studio.services.curriculum_store import DjangoCurriculumStore
+
+MAX_ITEMS = 10_000
+ENGINE_VERDICTS = ("A", "B", "TIE", "INVALID")
+POSITIONS = ("first", "second")
+
+View = Callable[..., HttpResponse]
+
+
+class BadRequest(ValueError):
+    """A body the API refuses; the message names the field."""
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="writing-rl-internal"'
+    return response
+
+
+def token_required(view: View) -> View:
+    """404 when the API is disabled, 401 without the right bearer token."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        expected = settings.WRITING_RL_INTERNAL_API_TOKEN or ""
+        if not expected:
+            return _error(404, "not found")
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8"), expected.encode("utf-8")
+        ):
+            return _error(401, "a valid bearer token is required")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def internal_endpoint(view: Callable[[HttpRequest, Run, dict[str, Any]], dict[str, Any]]) -> View:
+    """Token check, POST only, the run loaded, the JSON body parsed, BadRequest -> 400."""
+
+    @csrf_exempt
+    @token_required
+    @require_POST
+    @wraps(view)
+    def endpoint(request: HttpRequest, run_id: int) -> HttpResponse:
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            return _error(404, f"run {run_id} does not exist")
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as error:
+            return _error(400, f"the body is not JSON: {error}")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object")
+        try:
+            return JsonResponse(view(request, run, body))
+        except BadRequest as error:
+            return _error(400, str(error))
+
+    return endpoint
+
+
+# -- field readers -----------------------------------------------------------------------------
+
+
+def _items(body: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    items = body.get(key)
+    if not isinstance(items, list):
+        raise BadRequest(f"{key}: must be a list")
+    if len(items) > MAX_ITEMS:
+        raise BadRequest(f"{key}: at most {MAX_ITEMS} per request, got {len(items)}")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"{key}[{index}]: must be an object")
+    return items
+
+
+def _int(item: Mapping[str, Any], name: str, where: str, minimum: int | None = None) -> int:
+    value = item.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{where}.{name}: must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"{where}.{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _float_or_none(item: Mapping[str, Any], name: str, where: str) -> float | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequest(f"{where}.{name}: must be a number or null, got {value!r}")
+    return float(value)
+
+
+def _text(item: Mapping[str, Any], name: str, where: str, required: bool = False) -> str:
+    value = item.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}.{name}: must be a string, got {value!r}")
+    return value
+
+
+def _sample_ids(run: Run, sample_ids: list[str], where: str) -> dict[str, int]:
+    """sample id -> instruction id, all of them in the run's curriculum."""
+    ids: dict[str, int] = {}
+    for index, sample_id in enumerate(sample_ids):
+        try:
+            ids[sample_id] = int(sample_id)
+        except (TypeError, ValueError):
+            raise BadRequest(
+                f"{where}[{index}].sample_id: {sample_id!r} is not a sample id"
+            ) from None
+    known = set(
+        CurriculumState.objects.filter(run=run, instruction_id__in=set(ids.values())).values_list(
+            "instruction_id", flat=True
+        )
+    )
+    unknown = [s for s, iid in ids.items() if iid not in known]
+    if unknown:
+        raise BadRequest(f"{where}: sample ids not in run {run.pk}'s curriculum: {unknown[:5]}")
+    return ids
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+
+
+@internal_endpoint
+def tiers(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str, Any]:
+    sample_ids = body.get("sample_ids")
+    if not isinstance(sample_ids, list) or not all(isinstance(s, str) for s in sample_ids):
+        raise BadRequest("sample_ids: must be a list of strings")
+    if len(sample_ids) > MAX_ITEMS:
+        raise BadRequest(f"sample_ids: at most {MAX_ITEMS} per request")
+    step = body.get("step")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
+        raise BadRequest(f"step: must be an integer or null, got {step!r}")
+    ids = _sample_ids(run, sample_ids, "sample_ids")
+    states = DjangoCurriculumStore(run).read_tiers(sample_ids)
+    answer = {sample_id: asdict(state) for sample_id, state in states.items()}
+    if step is not None:
+        # The tier when ``step`` began: the from_tier of the sample's first transition at or
+        # after that step, if it has one.
+        later = (
+            CurriculumTransition.objects.filter(
+                run=run, instruction_id__in=set(ids.values()), step__gte=step
+            )
+            .order_by("instruction_id", "step", "id")
+            .values_list("instruction_id", "from_tier")
+        )
+        first_from: dict[int, int] = {}
+        for instruction_id, from_tier in later:
+            first_from.setdefault(instruction_id, from_tier)
+        for sample_id, instruction_id in ids.items():
+            if instruction_id in first_from:
+                answer[sample_id]["tier"] = first_from[instruction_id]
+    return {"tiers": answer}
+
+
+@internal_endpoint
+def outcomes(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str, Any]:
+    parsed: list[StepOutcome] = []
+    for index, item in enumerate(_items(body, "outcomes")):
+        where = f"outcomes[{index}]"
+        advance = item.get("advance")
+        if not isinstance(advance, bool):
+            raise BadRequest(f"{where}.advance: must be true or false, got {advance!r}")
+        parsed.append(
+            StepOutcome(
+                sample_id=_text(item, "sample_id", where, required=True),
+                step=_int(item, "step", where, minimum=0),
+                wins=_int(item, "wins", where, minimum=0),
+                ties=_int(item, "ties", where, minimum=0),
+                losses=_int(item, "losses", where, minimum=0),
+                invalid=_int(item, "invalid", where, minimum=0),
+                advance=advance,
+            )
+        )
+    _sample_ids(run, [o.sample_id for o in parsed], "outcomes")
+    transitions = DjangoCurriculumStore(run).record_outcomes(parsed)
+    return {"transitions": [asdict(t) for t in transitions]}
+
+
+def studio_verdict(verdict: str, position: str) -> str:
+    """The engine's A/B/TIE/INVALID seen from the policy, shown at ``position``."""
+    if verdict == "TIE":
+        return Judgment.Verdict.TIE
+    if verdict == "INVALID":
+        return Judgment.Verdict.INVALID
+    won = (verdict == "A") == (position == "first")
+    return Judgment.Verdict.WIN if won else Judgment.Verdict.LOSS
+
+
+@internal_endpoint
+def judgments(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str, Any]:
+    items = _items(body, "judgments")
+    rows: list[Judgment] = []
+    sample_ids: list[str] = []
+    for index, item in enumerate(items):
+        where = f"judgments[{index}]"
+        sample_id = _text(item, "sample_id", where, required=True)
+        verdict = _text(item, "verdict", where, required=True)
+        if verdict not in ENGINE_VERDICTS:
+            raise BadRequest(f"{where}.verdict: must be one of {', '.join(ENGINE_VERDICTS)}")
+        position = _text(item, "position", where, required=True)
+        if position not in POSITIONS:
+            raise BadRequest(f"{where}.position: must be 'first' or 'second', got {position!r}")
+        latency = _float_or_none(item, "latency_s", where)
+        sample_ids.append(sample_id)
+        rows.append(
+            Judgment(
+                run=run,
+                instruction_id=0,  # set below, once every sample id is checked
+                step=_int(item, "step", where, minimum=0),
+                rollout=_text(item, "rollout", where, required=True),
+                reference_tier=_int(item, "reference_tier", where, minimum=0),
+                verdict=studio_verdict(verdict, position),
+                reward=_float_or_none(item, "reward", where),
+                position=position,
+                rationale=_text(item, "rationale", where),
+                judge=_text(item, "judge", where)[:300],
+                latency_s=latency,
+                attempts=_int(item, "attempts", where, minimum=0) if "attempts" in item else 1,
+                error=_text(item, "error", where),
+                prompt_tokens=_int(item, "prompt_tokens", where, minimum=0)
+                if "prompt_tokens" in item
+                else 0,
+                completion_tokens=_int(item, "completion_tokens", where, minimum=0)
+                if "completion_tokens" in item
+                else 0,
+            )
+        )
+    ids = _sample_ids(run, sample_ids, "judgments")
+    for row, sample_id in zip(rows, sample_ids, strict=True):
+        row.instruction_id = ids[sample_id]
+    with transaction.atomic():
+        Judgment.objects.bulk_create(rows, batch_size=500)
+    return {"stored": len(rows)}

@@ -1,0 +1,299 @@
+"""Forms of the studio pages.
+
+The new-run form is generated from :class:`rl_engine.training.TrainConfig`: one form field per
+dataclass field (the judge spec flattened into ``judge_<name>`` fields), each with the
+field's ``metadata["help"]`` as its help text. Validation is the config's own: the form builds
+a ``TrainConfig`` and puts the engine's message on the field it names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import types
+import typing
+from typing import Any
+
+from django import forms
+
+from rl_engine.judging import JudgeSpec
+from rl_engine.training import config as config_module
+from rl_engine.training.config import TrainConfig
+from webapp.studio.importers import FORMATS as IMPORT_FORMATS
+from webapp.studio.models import Dataset, Selection
+
+FORMAT_LABELS = {
+    "auto": "detect from the file",
+    "jsonl": "our JSONL",
+    "writingbench": "WritingBench",
+    "longbench_write": "LongBench-Write",
+    "verl": "the authors' verl parquet",
+}
+DATASET_FORMATS = [(fmt, FORMAT_LABELS.get(fmt, fmt)) for fmt in IMPORT_FORMATS]
+
+# Fields whose values come from a fixed list, and where the engine keeps that list.
+_CHOICE_CONSTANTS = {
+    "backend": "BACKENDS",
+    "algorithm": "ALGORITHMS",
+    "reward_position": "POSITIONS",
+    "curriculum": "CURRICULA",
+    "device": "DEVICES",
+    "dtype": "DTYPES",
+    "use_vllm": "VLLM_MODES",
+}
+# JudgeSpec has no help metadata of its own (yet); these explain its fields on the form.
+JUDGE_HELP = {
+    "kind": "'heuristic' (offline, deterministic, not an LLM), 'openai' (any OpenAI-compatible "
+    "endpoint: vLLM, OpenAI, DashScope) or 'local' (a transformers model).",
+    "model": "The endpoint's model name, or a local model path. Required for openai and local.",
+    "base_url": "Base URL of the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8001/v1.",
+    "api_key_env": "Name of the environment variable that holds the API key. The worker reads "
+    "the key from its environment; it is never stored in the run nor shown here.",
+    "max_concurrency": "Judge calls in flight at once.",
+    "timeout_s": "Seconds before one judge call is abandoned and retried.",
+    "max_retries": "Retries of a failed call (network error, 5xx) before the verdict is INVALID.",
+    "cache_path": "File of the judgment cache (identical comparisons are judged once); empty = "
+    "no cache.",
+    "max_reasks": "Times the judge is asked again when its answer has no [[A]]/[[B]]/[[C]].",
+    "temperature": "Sampling temperature of the judge.",
+    "max_tokens": "Maximum tokens of the judge's answer (rationale and verdict).",
+    "tie_margin": "HeuristicJudge only: score difference below which the verdict is a tie.",
+    "batch_size": "Local judge only: comparisons per forward batch.",
+}
+_ERROR_FIELD = re.compile(r"\b(TrainConfig|JudgeSpec)\.([a-z_]+)")
+JUDGE_PREFIX = "judge_"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``int`` -> (int, False)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _form_field(
+    name: str, annotation: Any, default: Any, help_text: str, choices: tuple[str, ...] | None
+) -> forms.Field:
+    """A Django form field for one dataclass field, initialised with its default."""
+    base, optional = _unwrap_optional(annotation)
+    common: dict[str, Any] = {"help_text": help_text, "label": name}
+    if choices is None and base is not dict and typing.get_origin(base) is typing.Literal:
+        choices = tuple(typing.get_args(base))
+    if choices:
+        return forms.ChoiceField(
+            choices=[(c, c) for c in choices], initial=default, required=True, **common
+        )
+    if base is bool:
+        return forms.BooleanField(initial=default, required=False, **common)
+    if base is int:
+        return forms.IntegerField(initial=default, required=not optional, **common)
+    if base is float:
+        return forms.FloatField(initial=default, required=not optional, **common)
+    if base is dict or typing.get_origin(base) is dict:
+        return JSONObjectField(initial=json.dumps(default or {}), required=False, **common)
+    return forms.CharField(
+        initial=default if default is not None else "",
+        required=not optional and default not in ("", None),
+        strip=True,
+        **common,
+    )
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed into a text box, e.g. ``{"length": 0.5}``."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> dict[str, Any]:
+        text = super().to_python(value)
+        if not text:
+            return {}
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} (column {exc.colno})."
+            ) from None
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError('Give a JSON object, e.g. {"length": 0.5}.')
+        return parsed
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+class RunForm(forms.Form):
+    """Name, dataset, optional selection, and every ``TrainConfig`` field.
+
+    ``cleaned_data["config"]`` holds the validated ``TrainConfig`` after ``is_valid()``.
+    """
+
+    name = forms.CharField(max_length=200, help_text="A short name to find the run again.")
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), help_text="Training data.")
+    selection = forms.ModelChoiceField(
+        queryset=Selection.objects.select_related("dataset"),
+        required=False,
+        help_text="Train only on the instructions this selection chose (empty = every "
+        "train-split instruction of the dataset).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hints = typing.get_type_hints(TrainConfig)
+        defaults = _defaults(TrainConfig)
+        self.config_fields: list[str] = []
+        self.judge_fields: list[str] = []
+        for f in dataclasses.fields(TrainConfig):
+            if f.name == "judge":
+                continue
+            constant = _CHOICE_CONSTANTS.get(f.name)
+            choices = getattr(config_module, constant, None) if constant else None
+            self.fields[f.name] = _form_field(
+                f.name, hints[f.name], defaults.get(f.name), f.metadata.get("help", ""), choices
+            )
+            self.config_fields.append(f.name)
+        # run_create gives every run its own directory; the field is shown, not editable.
+        output_dir = self.fields["output_dir"]
+        output_dir.disabled = True
+        output_dir.required = False
+        output_dir.initial = "(set by the studio: <runs dir>/run-<id>)"
+        output_dir.help_text += " The studio gives every run its own directory."
+        judge_help = dict(fields_help(TrainConfig))["judge"]
+        judge_hints = typing.get_type_hints(JudgeSpec)
+        judge_defaults = {**_defaults(JudgeSpec), **defaults["judge"].to_dict()}
+        for f in dataclasses.fields(JudgeSpec):
+            help_text = f.metadata.get("help") or JUDGE_HELP.get(f.name, "")
+            field = _form_field(
+                f.name,
+                judge_hints[f.name],
+                judge_defaults.get(f.name),
+                help_text,
+                ("openai", "local", "heuristic") if f.name == "kind" else None,
+            )
+            field.label = f"judge.{f.name}"
+            self.fields[JUDGE_PREFIX + f.name] = field
+            self.judge_fields.append(JUDGE_PREFIX + f.name)
+        self.judge_help = judge_help
+
+    def clean_judge_api_key_env(self) -> str:
+        """A variable *name*; something else may be a pasted key, which must not echo back."""
+        name = self.cleaned_data.get("judge_api_key_env") or ""
+        if name and not _ENV_NAME.fullmatch(name):
+            self.data = self.data.copy()
+            self.data[self.add_prefix("judge_api_key_env")] = ""
+            raise forms.ValidationError(
+                "Give the name of an environment variable (letters, digits, underscores), "
+                "not the key itself; the value you typed was discarded."
+            )
+        return name
+
+    def clean_selection(self) -> Selection | None:
+        selection = self.cleaned_data.get("selection")
+        dataset = self.cleaned_data.get("dataset")
+        if selection is not None and dataset is not None and selection.dataset_id != dataset.pk:
+            raise forms.ValidationError("This selection belongs to another dataset.")
+        return selection
+
+    def api_key_status(self) -> dict[str, Any]:
+        """Whether the named key variable is set here; the value itself never leaves."""
+        name = self["judge_api_key_env"].value() or ""
+        return {"name": name, "is_set": bool(name and os.environ.get(name))}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if any(name in self.errors for name in self.config_fields + self.judge_fields):
+            return cleaned
+        values: dict[str, Any] = {name: cleaned.get(name) for name in self.config_fields}
+        # A placeholder that passes validation; run_create replaces it with the run's directory.
+        values["output_dir"] = TrainConfig.__dataclass_fields__["output_dir"].default
+        judge = {name[len(JUDGE_PREFIX) :]: cleaned.get(name) for name in self.judge_fields}
+        for name, value in list(values.items()) + list(judge.items()):
+            if value == "" and self._optional(name):
+                (values if name in values else judge)[name] = None
+        try:
+            values["judge"] = JudgeSpec(**judge)
+            cleaned["config"] = TrainConfig(**values)
+        except (ValueError, TypeError) as exc:
+            self._attach(str(exc))
+        return cleaned
+
+    def _optional(self, name: str) -> bool:
+        field = self.fields.get(name) or self.fields.get(JUDGE_PREFIX + name)
+        return field is not None and not field.required
+
+    def _attach(self, message: str) -> None:
+        match = _ERROR_FIELD.search(message)
+        if match:
+            owner, field = match.groups()
+            key = JUDGE_PREFIX + field if owner == "JudgeSpec" else field
+            if key in self.fields:
+                self.add_error(key, message)
+                return
+        self.add_error(None, message)
+
+
+def fields_help(cls: type) -> list[tuple[str, str]]:
+    return [(f.name, f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
+
+
+class DatasetUploadForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="Unique name of the new dataset.")
+    file = forms.FileField(
+        help_text="JSONL (ours, WritingBench, LongBench-Write) or the authors' verl parquet."
+    )
+    format = forms.ChoiceField(choices=DATASET_FORMATS, initial="auto")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Dataset.objects.filter(name=name).exists():
+            raise forms.ValidationError(f"A dataset named {name!r} exists; choose another name.")
+        return name
+
+
+class SetTierForm(forms.Form):
+    tier = forms.IntegerField(min_value=0, help_text="0 = the weakest reference.")
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Why (kept in the audit log)."
+    )
+
+
+class AddReferenceForm(forms.Form):
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        strip=False,
+        help_text="Becomes the new strongest reference (one tier above the current top).",
+    )
+    writer = forms.CharField(max_length=200, help_text="Who or which model wrote it.")
+    reason = forms.CharField(max_length=500, required=False)
+
+
+class SelectionForm(forms.Form):
+    """Parameters of one selection pass (``services.selection.selection_create``)."""
+
+    strategy = forms.ChoiceField(
+        choices=Selection.Strategy.choices,
+        initial=Selection.Strategy.MARGIN,
+        help_text="margin-aware: learning potential = best reference score minus the policy's "
+        "own score; difficulty: lowest policy score first; random; full: every instruction.",
+    )
+    k = forms.IntegerField(
+        min_value=1, required=False, help_text="How many to choose (empty = all of them)."
+    )
+    policy = forms.CharField(
+        max_length=300,
+        help_text="The policy whose scored responses the potentials compare against.",
+    )
+    seed = forms.IntegerField(initial=0, help_text="Seed for the random strategy and ties.")

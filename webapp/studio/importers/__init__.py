@@ -1,0 +1,114 @@
+"""Dataset importers: read a file into instructions and references, or list what is wrong.
+
+Formats (``FORMATS``): ``jsonl`` (ours, docs/dataset-format.md), ``writingbench``,
+``longbench_write`` and ``verl`` (the Writing-RL authors' parquet). ``parse_dataset`` checks
+the size, detects the format when asked to (``auto``) and returns a :class:`ParsedDataset`
+whose ``problems`` list everything wrong (line or row, field, message). Nothing here writes to
+the database: :func:`webapp.studio.services.datasets.dataset_import` does, all or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from webapp.studio.importers.base import (
+    ImportProblem,
+    ParsedDataset,
+    ParsedInstruction,
+    ParsedReference,
+    criteria_text,
+)
+from webapp.studio.importers.jsonl import (
+    JSONL_PARSERS,
+    detect_jsonl_format,
+    first_record,
+    read_records,
+)
+from webapp.studio.importers.verl import is_parquet, parse_verl
+
+__all__ = [
+    "FORMATS",
+    "ImportProblem",
+    "ParsedDataset",
+    "ParsedInstruction",
+    "ParsedReference",
+    "criteria_text",
+    "detect_format",
+    "parse_dataset",
+]
+
+FORMATS = ("auto", "jsonl", "writingbench", "longbench_write", "verl")
+
+
+def detect_format(path: Path) -> str | None:
+    """``verl`` for a parquet file, else the JSONL flavour of its first record, else None."""
+    if is_parquet(path):
+        return "verl"
+    record = first_record(path)
+    return detect_jsonl_format(record) if record is not None else None
+
+
+def parse_dataset(
+    path: str | os.PathLike[str],
+    fmt: str = "auto",
+    *,
+    max_bytes: int | None = None,
+    default_split: str = "train",
+) -> ParsedDataset:
+    """Parse ``path`` in format ``fmt`` and collect every problem.
+
+    A file larger than ``max_bytes`` is not read at all. Duplicate ids are reported on the
+    line of their second use.
+    """
+    source = Path(path)
+    if fmt not in FORMATS:
+        parsed = ParsedDataset(format=fmt)
+        parsed.problem(
+            None, "format", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}"
+        )
+        return parsed
+    if not source.is_file():
+        parsed = ParsedDataset(format=fmt)
+        parsed.problem(None, "-", "does not exist or is not a file")
+        return parsed
+    size = source.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        parsed = ParsedDataset(format=fmt)
+        parsed.problem(
+            None,
+            "-",
+            f"is {size:,} bytes; the limit is {max_bytes:,} (WRITING_RL_MAX_DATASET_BYTES)",
+        )
+        return parsed
+    if size == 0:
+        parsed = ParsedDataset(format=fmt)
+        parsed.problem(None, "-", "is empty")
+        return parsed
+    if fmt == "auto":
+        detected = detect_format(source)
+        if detected is None:
+            parsed = ParsedDataset(format=fmt)
+            if first_record(source) is None:
+                # No line is a JSON object: list the encoding and JSON errors line by line.
+                for _ in read_records(source, parsed):
+                    pass
+            parsed.problem(
+                None,
+                "format",
+                "cannot tell the format (expected our JSONL with id and prompt, WritingBench "
+                "with query and checklist, LongBench-Write with prompt and length, or a verl "
+                "parquet); pass the format explicitly",
+            )
+            return parsed
+        fmt = detected
+    if fmt == "verl":
+        parsed = ParsedDataset(format="verl", unit="row")
+        parse_verl(source, parsed, default_split)
+    else:
+        parsed = ParsedDataset(format=fmt)
+        JSONL_PARSERS[fmt](source, parsed, default_split)
+    if not parsed.instructions and not parsed.problems:
+        parsed.problem(None, "-", "contains no instructions")
+    parsed.check_unique_ids()
+    return parsed

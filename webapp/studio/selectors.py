@@ -1,0 +1,299 @@
+"""Read queries for the studio pages.
+
+Each selector costs a fixed number of SQL queries whatever the data size: related rows come
+through ``select_related``/``prefetch_related``, counts through aggregates or subqueries, and
+long lists are paginated by the caller. The view tests pin those counts at two data sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+
+from webapp.studio.models import (
+    AuditLog,
+    CurriculumState,
+    CurriculumTransition,
+    Dataset,
+    Instruction,
+    Judgment,
+    PipelineJob,
+    Reference,
+    Run,
+    Selection,
+    SelectionEntry,
+    StepMetric,
+)
+
+# StepMetric.metrics keys drawn on the run page, as (key, label).
+REWARD_SERIES = (("reward_mean", "reward (total)"), ("pairwise_reward_mean", "pairwise reward"))
+RATE_SERIES = (
+    ("win_rate", "win"),
+    ("tie_rate", "tie"),
+    ("loss_rate", "loss"),
+    ("invalid_rate", "invalid"),
+)
+LENGTH_SERIES = (("mean_completion_words", "words per rollout"),)
+LATENCY_SERIES = (("judge_latency_s", "judge latency (s)"),)
+CHART_KEYS = [key for group in (REWARD_SERIES, RATE_SERIES, LENGTH_SERIES, LATENCY_SERIES)
+              for key, _ in group] + ["tier_histogram", "mastered"]  # fmt: skip
+
+
+def _count(model: type, **filters: Any) -> Subquery:
+    """A correlated COUNT(*) as a subquery: cheaper than a JOIN + GROUP BY on big tables."""
+    return Subquery(
+        model.objects.filter(**filters)
+        .order_by()
+        .values(*filters.keys())
+        .annotate(n=Count("*"))
+        .values("n")[:1],
+        output_field=IntegerField(),
+    )
+
+
+def dashboard_summary() -> dict[str, Any]:
+    """Counts per run status, the dataset count and the ten newest runs (3 queries)."""
+    run_counts = dict.fromkeys(Run.Status.values, 0)
+    for row in Run.objects.order_by().values("status").annotate(n=Count("id")):
+        run_counts[row["status"]] = row["n"]
+    return {
+        "dataset_count": Dataset.objects.count(),
+        "run_counts": run_counts,
+        "recent_runs": list(Run.objects.select_related("dataset", "owner")[:10]),
+    }
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    """Datasets, newest first, with their instruction and run counts."""
+    return Dataset.objects.select_related("created_by").annotate(
+        instruction_count=Coalesce(_count(Instruction, dataset=OuterRef("pk")), 0),
+        run_count=Coalesce(_count(Run, dataset=OuterRef("pk")), 0),
+    )
+
+
+def dataset_instructions(dataset: Dataset) -> QuerySet[Instruction]:
+    """The dataset's instructions with their references (ascending tier) prefetched."""
+    return (
+        Instruction.objects.filter(dataset=dataset)
+        .order_by("id")
+        .prefetch_related(
+            Prefetch(
+                "references",
+                queryset=Reference.objects.order_by(F("tier").asc(nulls_last=True), "id"),
+            )
+        )
+    )
+
+
+def dataset_selections(dataset: Dataset) -> QuerySet[Selection]:
+    return Selection.objects.filter(dataset=dataset).annotate(
+        entry_count=Coalesce(_count(SelectionEntry, selection=OuterRef("pk")), 0),
+        chosen_count=Coalesce(
+            Subquery(
+                SelectionEntry.objects.filter(selection=OuterRef("pk"), chosen=True)
+                .order_by()
+                .values("selection")
+                .annotate(n=Count("*"))
+                .values("n")[:1],
+                output_field=IntegerField(),
+            ),
+            0,
+        ),
+    )
+
+
+def dataset_jobs(dataset: Dataset) -> QuerySet[PipelineJob]:
+    """The dataset's pipeline jobs (generation, scoring, selection, tiers), newest first."""
+    return PipelineJob.objects.filter(dataset=dataset).select_related("owner")
+
+
+def dataset_runs(dataset: Dataset) -> QuerySet[Run]:
+    return Run.objects.filter(dataset=dataset).select_related("owner")
+
+
+def selection_summary(selection: Selection) -> dict[str, Any]:
+    """Learning potential of every entry and of the chosen ones, for the histogram (1 query)."""
+    rows = SelectionEntry.objects.filter(selection=selection).values_list(
+        "learning_potential", "chosen"
+    )
+    potentials, chosen = [], []
+    for potential, is_chosen in rows:
+        potentials.append(potential)
+        if is_chosen:
+            chosen.append(potential)
+    return {"potentials": potentials, "chosen_potentials": chosen, "chosen_count": len(chosen)}
+
+
+def selection_entries(
+    selection: Selection, *, chosen_only: bool = False
+) -> QuerySet[SelectionEntry]:
+    """Entries, highest learning potential first, with their instruction."""
+    entries = SelectionEntry.objects.filter(selection=selection).select_related("instruction")
+    if chosen_only:
+        entries = entries.filter(chosen=True)
+    return entries.order_by(F("learning_potential").desc(nulls_last=True), "id")
+
+
+def run_list(*, status: str | None = None) -> QuerySet[Run]:
+    runs = Run.objects.select_related("dataset", "owner")
+    if status:
+        runs = runs.filter(status=status)
+    return runs
+
+
+def run_detail(pk: int) -> Run:
+    return Run.objects.select_related("dataset", "owner", "selection").get(pk=pk)
+
+
+def run_curriculum_summary(run: Run) -> dict[str, Any]:
+    """How many samples sit at each tier now, and how many are mastered (1 query)."""
+    tiers: dict[int, int] = {}
+    mastered = total = 0
+    rows = (
+        CurriculumState.objects.filter(run=run)
+        .order_by()
+        .values("tier", "mastered")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        tiers[row["tier"]] = tiers.get(row["tier"], 0) + row["n"]
+        total += row["n"]
+        if row["mastered"]:
+            mastered += row["n"]
+    return {"tiers": sorted(tiers.items()), "mastered": mastered, "samples": total}
+
+
+def run_charts(run: Run) -> dict[str, Any]:
+    """Series for the run page's charts from the run's step metrics (1 query).
+
+    Only the keys the charts draw are read from the JSON column, so a metrics blob with
+    many extras costs no more to chart.
+    """
+    rows = list(
+        StepMetric.objects.filter(run=run)
+        .order_by("step")
+        .values_list("step", *[f"metrics__{key}" for key in CHART_KEYS])
+    )
+    column = {key: index + 1 for index, key in enumerate(CHART_KEYS)}
+
+    def series(group: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+        return [
+            {"label": label, "points": [(row[0], row[column[key]]) for row in rows]}
+            for key, label in group
+        ]
+
+    steps = [row[0] for row in rows]
+    histograms = [row[column["tier_histogram"]] or [] for row in rows]
+    return {
+        "steps": len(rows),
+        "reward": series(REWARD_SERIES),
+        "rates": series(RATE_SERIES),
+        "length": series(LENGTH_SERIES),
+        "latency": series(LATENCY_SERIES),
+        "tier_steps": steps,
+        "tier_histograms": histograms,
+    }
+
+
+def run_recent_audit(run: Run, limit: int = 10) -> list[AuditLog]:
+    return list(AuditLog.objects.filter(run=run).select_related("actor", "instruction")[:limit])
+
+
+SAMPLE_FILTERS = ("all", "stuck", "mastered", "climbing")
+
+
+def progression_samples(
+    run: Run, *, show: str = "all", stuck_steps: int = 20
+) -> QuerySet[CurriculumState]:
+    """The run's samples with the step of their last tier change (``last_change``, -1 if none).
+
+    ``show``: "stuck" keeps samples not mastered whose tier has not moved for ``stuck_steps``
+    steps of the run; "mastered" those that beat their best reference; "climbing" those that
+    moved at least once and are not mastered. The filters are ``[NOT] EXISTS`` on the
+    transitions (PostgreSQL runs them as anti/semi joins); the ``last_change`` annotation is
+    only computed for the rows of the page shown.
+    """
+    transitions = CurriculumTransition.objects.filter(
+        run=run, instruction=OuterRef("instruction_id")
+    )
+    last_change = Subquery(
+        transitions.order_by("-step", "-id").values("step")[:1], output_field=IntegerField()
+    )
+    states = (
+        CurriculumState.objects.filter(run=run)
+        .select_related("instruction")
+        .annotate(last_change=Coalesce(last_change, Value(-1)))
+        .order_by("instruction_id")
+    )
+    if show == "stuck":
+        # Stuck: no change after the step stuck_steps back (never-moved samples count from 0).
+        threshold = run.current_step - stuck_steps
+        if threshold < 0:
+            return states.none()
+        states = states.filter(mastered=False).exclude(
+            Exists(transitions.filter(step__gt=threshold))
+        )
+    elif show == "mastered":
+        states = states.filter(mastered=True)
+    elif show == "climbing":
+        states = states.filter(mastered=False).filter(Exists(transitions))
+    return states
+
+
+def sample_progression(run: Run, instruction: Instruction, *, rollouts: int = 8) -> dict[str, Any]:
+    """Everything the sample page shows (5 queries): the curriculum state, the tier timeline,
+    the references, the latest rollouts with their verdicts and rationales, verdicts per step."""
+    state = CurriculumState.objects.filter(run=run, instruction=instruction).first()
+    transitions = list(
+        CurriculumTransition.objects.filter(run=run, instruction=instruction).order_by("step", "id")
+    )
+    references = list(
+        Reference.objects.filter(instruction=instruction).order_by(
+            F("tier").asc(nulls_last=True), "id"
+        )
+    )
+    latest = list(
+        Judgment.objects.filter(run=run, instruction=instruction).order_by("-step", "-id")[
+            :rollouts
+        ]
+    )
+    per_step = (
+        Judgment.objects.filter(run=run, instruction=instruction)
+        .order_by("step")
+        .values("step")
+        .annotate(
+            wins=Count("id", filter=Q(verdict=Judgment.Verdict.WIN)),
+            ties=Count("id", filter=Q(verdict=Judgment.Verdict.TIE)),
+            losses=Count("id", filter=Q(verdict=Judgment.Verdict.LOSS)),
+            invalid=Count("id", filter=Q(verdict=Judgment.Verdict.INVALID)),
+        )
+    )
+    verdicts = list(per_step)
+    start_tier = transitions[0].from_tier if transitions else (state.tier if state else 0)
+    points = [(0.0, float(start_tier))] + [(float(t.step), float(t.to_tier)) for t in transitions]
+    by_tier = {ref.tier: ref for ref in references if ref.tier is not None}
+    current = by_tier.get(state.tier) if state else None
+    return {
+        "state": state,
+        "transitions": transitions,
+        "timeline": points,
+        "references": references,
+        "current_reference": current,
+        "latest_judgments": latest,
+        "verdicts_per_step": verdicts[-50:],
+        "steps_judged": len(verdicts),
+        "next_tier": max(by_tier, default=-1) + 1,
+    }

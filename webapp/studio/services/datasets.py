@@ -1,0 +1,171 @@
+"""Importing datasets: all or nothing, with every problem named."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from webapp.studio.importers import FORMATS, ImportProblem, ParsedDataset, parse_dataset
+from webapp.studio.models import AuditLog, Dataset, Instruction, Reference
+
+
+class DatasetImportError(Exception):
+    """A file could not be imported; ``problems`` lists (line or row, field, message).
+
+    Nothing was written. ``str(error)`` is a readable report naming the file.
+    """
+
+    def __init__(self, filename: str, problems: Iterable[ImportProblem], unit: str = "line"):
+        self.filename = filename
+        self.problems = list(problems)
+        self.unit = unit
+        super().__init__(self.report())
+
+    def lines(self, limit: int | None = None) -> list[str]:
+        shown = self.problems if limit is None else self.problems[:limit]
+        out = []
+        for problem in shown:
+            where = (
+                f"{self.filename}, {self.unit} {problem.line}" if problem.line else self.filename
+            )
+            out.append(f"{where}, field {problem.field}: {problem.message}")
+        if limit is not None and len(self.problems) > limit:
+            out.append(f"... and {len(self.problems) - limit} more problem(s)")
+        return out
+
+    def report(self, limit: int | None = 50) -> str:
+        count = len(self.problems)
+        head = f"{self.filename}: {count} problem(s); nothing was imported"
+        return "\n".join([head, *self.lines(limit)])
+
+
+def _spool_upload(uploaded_file: Any, max_bytes: int) -> Path:
+    """Copy an upload to a temporary file, refusing it as soon as it passes ``max_bytes``."""
+    handle, name = tempfile.mkstemp(prefix="dataset-", suffix=Path(uploaded_file.name).suffix)
+    written = 0
+    with os.fdopen(handle, "wb") as stream:
+        for chunk in uploaded_file.chunks():
+            written += len(chunk)
+            if written > max_bytes:
+                stream.close()
+                os.unlink(name)
+                raise DatasetImportError(
+                    uploaded_file.name,
+                    [
+                        ImportProblem(
+                            None,
+                            "-",
+                            f"is larger than the limit of {max_bytes:,} bytes "
+                            "(WRITING_RL_MAX_DATASET_BYTES)",
+                        )
+                    ],
+                )
+            stream.write(chunk)
+    return Path(name)
+
+
+def dataset_parse(
+    *, path: str | os.PathLike[str], fmt: str = "auto", filename: str | None = None
+) -> ParsedDataset:
+    """Parse a file without writing anything; raises DatasetImportError on any problem."""
+    parsed = parse_dataset(path, fmt, max_bytes=settings.WRITING_RL_MAX_DATASET_BYTES)
+    if parsed.problems:
+        raise DatasetImportError(filename or Path(path).name, parsed.problems, parsed.unit)
+    return parsed
+
+
+@transaction.atomic
+def dataset_import(
+    *,
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    uploaded_file: Any = None,
+    fmt: str = "auto",
+    user: Any = None,
+    description: str = "",
+) -> Dataset:
+    """Create a dataset named ``name`` from a file on disk (``path``) or an upload.
+
+    Every instruction and reference is written in one transaction, only if the whole file is
+    clean; otherwise :class:`DatasetImportError` lists every problem and nothing changes.
+    References keep their order from the file as tiers (0 = weakest).
+    """
+    if (path is None) == (uploaded_file is None):
+        raise ValueError("give exactly one of path and uploaded_file")
+    filename = Path(path).name if path is not None else uploaded_file.name
+    early: list[ImportProblem] = []
+    name = (name or "").strip()
+    if not name:
+        early.append(ImportProblem(None, "name", "is empty; give the dataset a name"))
+    elif Dataset.objects.filter(name=name).exists():
+        early.append(ImportProblem(None, "name", f"a dataset named {name!r} exists already"))
+    if fmt not in FORMATS:
+        early.append(ImportProblem(None, "format", f"must be one of {', '.join(FORMATS)}"))
+    if early:
+        raise DatasetImportError(filename, early)
+
+    spooled = None
+    if uploaded_file is not None:
+        spooled = _spool_upload(uploaded_file, settings.WRITING_RL_MAX_DATASET_BYTES)
+    try:
+        parsed = dataset_parse(path=spooled or path, fmt=fmt, filename=filename)
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+
+    dataset = Dataset.objects.create(
+        name=name,
+        description=description,
+        source_format=parsed.format,
+        source_filename=filename[:500],
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    instructions = Instruction.objects.bulk_create(
+        [
+            Instruction(
+                dataset=dataset,
+                external_id=item.external_id,
+                prompt=item.prompt,
+                criteria=item.criteria,
+                required_words=item.required_words,
+                domain=item.domain,
+                subdomain=item.subdomain,
+                split=item.split,
+                metadata=item.metadata,
+            )
+            for item in parsed.instructions
+        ],
+        batch_size=500,
+    )
+    Reference.objects.bulk_create(
+        [
+            Reference(
+                instruction=instruction,
+                writer=reference.writer[:200],
+                text=reference.text,
+                score=reference.score,
+                tier=tier,
+                source=Reference.Source.IMPORTED,
+            )
+            for instruction, item in zip(instructions, parsed.instructions, strict=True)
+            for tier, reference in enumerate(item.references)
+        ],
+        batch_size=500,
+    )
+    AuditLog.objects.create(
+        actor=dataset.created_by,
+        action="dataset_import",
+        details={
+            "dataset": dataset.pk,
+            "file": filename,
+            "format": parsed.format,
+            "instructions": len(instructions),
+        },
+    )
+    return dataset

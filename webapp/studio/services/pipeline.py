@@ -1,0 +1,302 @@
+"""The data pipeline before training: generate references, score them, generate and score
+the policy's own responses. Each step runs as a :class:`PipelineJob` with progress.
+
+Jobs are created (and enqueued after commit) by ``job_create``; the Celery tasks in
+``workers/tasks/pipeline.py`` claim them and call the ``*_run`` functions here, which report
+progress through ``job_progress`` and stop early when a cancel was requested.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from rl_engine.judging import HeuristicScorer, JudgeSpec, OpenAIScorer, make_scorer
+from rl_engine.text import required_length
+from rl_engine.writers import WriterSpec, WritingTask, make_writer
+from webapp.studio.importers import criteria_text
+from webapp.studio.models import (
+    Dataset,
+    Instruction,
+    PipelineJob,
+    PolicyResponse,
+    Reference,
+)
+
+Progress = Callable[[float, str], bool]  # (fraction, message) -> keep going?
+BATCH = 8
+
+
+def make_pointwise_scorer(spec: dict[str, Any] | None) -> OpenAIScorer | HeuristicScorer:
+    """``{"kind": "heuristic"}`` (default: offline, not an LLM) or an ``openai`` JudgeSpec dict."""
+    return make_scorer(JudgeSpec.from_dict(spec or {"kind": "heuristic"}))
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def job_create(
+    *, kind: str, dataset: Dataset, params: dict[str, Any], user: Any = None, enqueue: bool = True
+) -> PipelineJob:
+    """Record a pipeline job and enqueue its task once the transaction commits."""
+    if kind not in PipelineJob.Kind.values:
+        raise ValueError(f"unknown pipeline job kind {kind!r}")
+    job = PipelineJob.objects.create(
+        kind=kind,
+        dataset=dataset,
+        params=params,
+        owner=user if getattr(user, "is_authenticated", False) else None,
+        task_id=str(uuid.uuid4()),
+    )
+    if enqueue:
+        from workers.queues import pipeline_job_queue
+        from workers.tasks.pipeline import run_pipeline_job
+
+        queue = pipeline_job_queue(kind).value
+        transaction.on_commit(
+            lambda: run_pipeline_job.apply_async(
+                args=[job.pk], task_id=job.task_id, queue=queue, routing_key=queue
+            )
+        )
+    return job
+
+
+def job_claim(job_id: int) -> bool:
+    changed = PipelineJob.objects.filter(
+        pk=job_id, status=PipelineJob.Status.QUEUED, cancel_requested=False
+    ).update(status=PipelineJob.Status.RUNNING, started_at=timezone.now())
+    return changed == 1
+
+
+def job_progress(job_id: int, fraction: float, message: str) -> bool:
+    """Record progress; False when the job was asked to stop."""
+    PipelineJob.objects.filter(pk=job_id).update(
+        progress=min(max(fraction, 0.0), 1.0), message=message[:500]
+    )
+    return not PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def job_finish(
+    job_id: int, *, status: str, result: dict[str, Any] | None = None, error: str = ""
+) -> None:
+    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
+    if result is not None:
+        fields["result"] = result
+    if status == PipelineJob.Status.SUCCEEDED:
+        fields["progress"] = 1.0
+    PipelineJob.objects.filter(pk=job_id).update(**fields)
+
+
+def job_cancel(*, job: PipelineJob) -> None:
+    PipelineJob.objects.filter(pk=job.pk, status=PipelineJob.Status.QUEUED).update(
+        status=PipelineJob.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True
+    )
+    PipelineJob.objects.filter(pk=job.pk, status=PipelineJob.Status.RUNNING).update(
+        cancel_requested=True
+    )
+
+
+# -- the work ----------------------------------------------------------------------------------
+
+
+def _instructions(dataset: Dataset, params: dict[str, Any]) -> list[Instruction]:
+    query = Instruction.objects.filter(dataset=dataset).order_by("id")
+    if params.get("instruction_ids"):
+        query = query.filter(pk__in=params["instruction_ids"])
+    if params.get("split"):
+        query = query.filter(split=params["split"])
+    return list(query)
+
+
+def _required(instruction: Instruction) -> int | None:
+    return instruction.required_words or required_length(instruction.prompt)
+
+
+def references_generate(
+    *,
+    dataset: Dataset,
+    writers: Sequence[dict[str, Any] | WriterSpec],
+    params: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    models: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one reference per (instruction, writer); failed generations are counted, not
+    stored. Local writers naming the same model share it (``models`` may pass loaded
+    ``(model, tokenizer)`` pairs by name)."""
+    params = params or {}
+    specs = [w if isinstance(w, WriterSpec) else WriterSpec.from_dict(w) for w in writers]
+    instructions = _instructions(dataset, params)
+    loaded = dict(models or {})
+    total = max(len(specs) * len(instructions), 1)
+    done = written = failed = 0
+    errors: list[str] = []
+    for spec in specs:
+        local: dict[str, Any] = {}
+        if spec.kind == "local":
+            key = spec.model or "smollm2-135m-instruct"
+            if key not in loaded:
+                from rl_engine.models import load_policy
+
+                loaded[key] = load_policy(key, device="cpu")
+            local = {"model": loaded[key][0], "tokenizer": loaded[key][1]}
+        writer = make_writer(spec, **local)
+        for start in range(0, len(instructions), BATCH):
+            batch = instructions[start : start + BATCH]
+            outputs = writer.write([WritingTask(i.prompt, _required(i)) for i in batch])
+            Reference.objects.bulk_create(
+                [
+                    Reference(
+                        instruction=instruction,
+                        writer=spec.name[:200],
+                        text=output.text,
+                        source=Reference.Source.GENERATED,
+                        metadata={
+                            "writer": spec.to_dict(),
+                            "plan": [vars(p) for p in output.plan] if output.plan else None,
+                            "calls": output.calls,
+                        },
+                    )
+                    for instruction, output in zip(batch, outputs, strict=True)
+                    if output.text
+                ]
+            )
+            for output in outputs:
+                if output.text:
+                    written += 1
+                else:
+                    failed += 1
+                    if len(errors) < 5:
+                        errors.append(f"{spec.name}: {output.error}")
+            done += len(batch)
+            if progress and not progress(done / total, f"{spec.name}: {done}/{total} written"):
+                return {"written": written, "failed": failed, "errors": errors, "stopped": True}
+    return {"written": written, "failed": failed, "errors": errors}
+
+
+def references_score(
+    *, dataset: Dataset, scorer: dict[str, Any] | None = None, rescore: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Grade references 1-10 (pointwise); a failed grade leaves the score empty."""
+    grader = make_pointwise_scorer(scorer)
+    references = Reference.objects.filter(instruction__dataset=dataset).select_related(
+        "instruction"
+    )
+    if not rescore:
+        references = references.filter(score__isnull=True)
+    pending = list(references.order_by("id"))
+    scored = failed = 0
+    for start in range(0, len(pending), BATCH * 4):
+        batch = pending[start : start + BATCH * 4]
+        grades = grader.score_many_sync(
+            [(r.instruction.prompt, r.text, criteria_text(r.instruction.criteria)) for r in batch]
+        )
+        for reference, grade in zip(batch, grades, strict=True):
+            if grade.value is None:
+                failed += 1
+                reference.metadata = {**reference.metadata, "score_error": grade.error}
+            else:
+                scored += 1
+                reference.score = float(grade.value)
+        Reference.objects.bulk_update(batch, ["score", "metadata"])
+        if progress and not progress(
+            (start + len(batch)) / len(pending), f"scored {start + len(batch)}/{len(pending)}"
+        ):
+            break
+    return {"scored": scored, "failed": failed, "scorer": getattr(grader, "name", "")}
+
+
+def policy_responses_generate(
+    *, dataset: Dataset, policy: str, scorer: dict[str, Any] | None = None,
+    max_new_tokens: int = 256, temperature: float = 0.7, params: dict[str, Any] | None = None,
+    progress: Progress | None = None, model: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Generate the policy's own response to each train instruction and grade it."""
+    params = {"split": Instruction.Split.TRAIN, **(params or {})}
+    instructions = _instructions(dataset, params)
+    writer = make_writer(
+        WriterSpec(name=policy, kind="local", model=policy, max_new_tokens=max_new_tokens,
+                   temperature=temperature, seed=0),
+        **({"model": model[0], "tokenizer": model[1]} if model else {}),
+    )  # fmt: skip
+    grader = make_pointwise_scorer(scorer)
+    made = 0
+    for start in range(0, len(instructions), BATCH):
+        batch = instructions[start : start + BATCH]
+        outputs = writer.write([WritingTask(i.prompt) for i in batch])
+        texts = [output.text or "" for output in outputs]
+        grades = grader.score_many_sync(
+            [
+                (i.prompt, text, criteria_text(i.criteria))
+                for i, text in zip(batch, texts, strict=True)
+            ]
+        )
+        PolicyResponse.objects.bulk_create(
+            [
+                PolicyResponse(
+                    instruction=instruction,
+                    policy=policy,
+                    text=text,
+                    # An empty answer is a real (bad) answer for selection; a failed grade is None.
+                    score=None if grade.value is None else float(grade.value),
+                )
+                for instruction, text, grade in zip(batch, texts, grades, strict=True)
+            ]
+        )
+        made += len(batch)
+        if progress and not progress(
+            made / max(len(instructions), 1), f"{made}/{len(instructions)} responses"
+        ):
+            break
+    return {"responses": made}
+
+
+def job_execute(job: PipelineJob) -> dict[str, Any]:
+    """Run a claimed job's work with progress into its row."""
+    from webapp.studio.services.selection import references_order, selection_create
+
+    def progress(fraction: float, message: str) -> bool:
+        return job_progress(job.pk, fraction, message)
+
+    params = dict(job.params)
+    if job.kind == PipelineJob.Kind.GENERATE_REFERENCES:
+        return references_generate(
+            dataset=job.dataset, writers=params.pop("writers"), params=params, progress=progress
+        )
+    if job.kind == PipelineJob.Kind.SCORE_REFERENCES:
+        return references_score(
+            dataset=job.dataset, scorer=params.get("scorer"), rescore=bool(params.get("rescore")),
+            progress=progress,
+        )  # fmt: skip
+    if job.kind == PipelineJob.Kind.POLICY_RESPONSES:
+        return policy_responses_generate(
+            dataset=job.dataset, policy=params["policy"], scorer=params.get("scorer"),
+            max_new_tokens=int(params.get("max_new_tokens", 256)),
+            temperature=float(params.get("temperature", 0.7)), progress=progress,
+        )  # fmt: skip
+    if job.kind == PipelineJob.Kind.SELECT:
+        selection = selection_create(
+            dataset=job.dataset, strategy=params.get("strategy", "margin"), k=params.get("k"),
+            policy=params["policy"], seed=int(params.get("seed", 0)), user=job.owner,
+        )  # fmt: skip
+        return {"selection": selection.pk, "chosen": selection.entries.filter(chosen=True).count()}
+    if job.kind == PipelineJob.Kind.ORDER_TIERS:
+        return references_order(dataset=job.dataset)
+    raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+__all__ = [
+    "job_cancel",
+    "job_claim",
+    "job_create",
+    "job_execute",
+    "job_finish",
+    "job_progress",
+    "policy_responses_generate",
+    "references_generate",
+    "references_score",
+]

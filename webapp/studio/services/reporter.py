@@ -1,0 +1,131 @@
+"""Training progress into the database: ``rl_engine.training.Reporter`` with the ORM.
+
+Curriculum transitions are not written here: ``DjangoCurriculumStore`` writes them in the
+same transaction as the move itself, so the history can never disagree with the tiers.
+Write failures are logged, never raised: a dashboard hiccup must not kill a training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from rl_engine.curriculum import Transition
+from rl_engine.training import CheckpointInfo, JudgmentRecord, StepMetrics
+from webapp.studio.models import Checkpoint, Judgment, Run, StepMetric
+
+log = logging.getLogger(__name__)
+
+_VERDICT_BY_REWARD = {
+    1.0: Judgment.Verdict.WIN,
+    0.5: Judgment.Verdict.TIE,
+    0.0: Judgment.Verdict.LOSS,
+}
+
+
+def _drop_broken_connection() -> None:
+    # A lost database connection stays broken until closed; the next query reconnects.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def judgment_verdict(record: JudgmentRecord) -> str:
+    """The policy's outcome from its pairwise reward (None or an unknown value is invalid)."""
+    if record.reward is None:
+        return Judgment.Verdict.INVALID
+    return _VERDICT_BY_REWARD.get(record.reward, Judgment.Verdict.INVALID)
+
+
+class DjangoReporter:
+    """Reports one run's steps, judgments and checkpoints; stops when a cancel is requested.
+
+    ``should_stop`` reads one boolean column, at most every ``poll_s`` seconds.
+    """
+
+    def __init__(self, run: Run | int, *, total_steps: int | None = None, poll_s: float = 1.0):
+        self.run_id = run.pk if isinstance(run, Run) else int(run)
+        if total_steps is None:
+            total_steps = Run.objects.values_list("total_steps", flat=True).get(pk=self.run_id)
+        self.total_steps = max(int(total_steps or 0), 0)
+        self.poll_s = poll_s
+        self._last_poll = 0.0
+        self._stop = False
+        self.transitions_seen = 0
+
+    def _safely(self, what: str, write) -> None:  # type: ignore[no-untyped-def]
+        try:
+            write()
+        except DatabaseError:
+            log.exception("run %s: could not record %s", self.run_id, what)
+            _drop_broken_connection()
+
+    def on_step(self, metrics: StepMetrics) -> None:
+        def write() -> None:
+            StepMetric.objects.update_or_create(
+                run_id=self.run_id,
+                step=metrics.step,
+                defaults={"metrics": dataclasses.asdict(metrics)},
+            )
+            progress = min(metrics.step / self.total_steps, 1.0) if self.total_steps else 0.0
+            Run.objects.filter(pk=self.run_id).update(
+                current_step=metrics.step, progress=progress, heartbeat_at=timezone.now()
+            )
+
+        self._safely(f"step {metrics.step}", write)
+
+    def on_judgments(self, judgments: Sequence[JudgmentRecord]) -> None:
+        def write() -> None:
+            Judgment.objects.bulk_create(
+                [
+                    Judgment(
+                        run_id=self.run_id,
+                        instruction_id=int(record.sample_id),
+                        step=record.step,
+                        rollout=record.rollout,
+                        reference_tier=record.reference_tier,
+                        verdict=judgment_verdict(record),
+                        reward=record.reward,
+                        position=record.position[:20],
+                        rationale=record.rationale,
+                        judge=record.judge[:300],
+                        latency_s=record.latency_s,
+                        error=record.error or "",
+                    )
+                    for record in judgments
+                ],
+                batch_size=500,
+            )
+
+        if judgments:
+            self._safely(f"{len(judgments)} judgments", write)
+
+    def on_transitions(self, transitions: Sequence[Transition]) -> None:
+        # Already in CurriculumTransition (written by the store with the move).
+        self.transitions_seen += len(transitions)
+
+    def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
+        def write() -> None:
+            Checkpoint.objects.update_or_create(
+                run_id=self.run_id,
+                step=checkpoint.step,
+                defaults={"path": checkpoint.path, "metadata": {"samples": len(checkpoint.tiers)}},
+            )
+
+        self._safely(f"checkpoint {checkpoint.step}", write)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if self._stop or now - self._last_poll < self.poll_s:
+            return self._stop
+        self._last_poll = now
+        try:
+            self._stop = Run.objects.filter(pk=self.run_id, cancel_requested=True).exists()
+        except DatabaseError:
+            log.exception("run %s: could not read cancel_requested", self.run_id)
+            _drop_broken_connection()
+        return self._stop

@@ -1,0 +1,247 @@
+"""Runs: create (and enqueue), claim, heartbeat, finish, cancel.
+
+A run's training task claims the run through the database (healthchecks style): one UPDATE
+``WHERE status = 'queued'`` — or a ``running`` row whose heartbeat went stale, which is how a
+run whose worker died is taken over and resumed from its last checkpoint. A re-delivered
+message for a run that is alive or finished changes no row and does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Prefetch, Q
+from django.utils import timezone
+
+from rl_engine.training import TrainConfig, TrainingInstruction
+from webapp.studio.importers import criteria_text
+from webapp.studio.models import (
+    AuditLog,
+    CurriculumState,
+    Dataset,
+    Instruction,
+    Reference,
+    Run,
+    Selection,
+)
+from webapp.studio.services.curriculum_store import curriculum_initialize
+
+# A running run whose heartbeat is older than this is presumed dead and may be claimed again.
+STALE_AFTER = timedelta(seconds=int(getattr(settings, "WRITING_RL_RUN_STALE_S", 180)))
+
+
+class RunConfigError(ValueError):
+    """The run cannot be created: an invalid TrainConfig or no training instruction."""
+
+
+def _config(config: dict[str, Any] | TrainConfig) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return TrainConfig.from_dict(config.to_dict())
+    try:
+        return TrainConfig.from_dict(config)
+    except (TypeError, ValueError) as error:
+        raise RunConfigError(str(error)) from error
+
+
+def training_instruction_ids(
+    *, dataset: Dataset, selection: Selection | None = None
+) -> list[tuple[int, int]]:
+    """(instruction id, number of tiered references) of the training instructions.
+
+    Training instructions are the dataset's ``train`` split with at least one tiered
+    reference; with a selection, only the instructions it chose.
+    """
+    instructions = Instruction.objects.filter(dataset=dataset, split=Instruction.Split.TRAIN)
+    if selection is not None:
+        instructions = instructions.filter(
+            selectionentry__selection=selection, selectionentry__chosen=True
+        )
+    rows = (
+        instructions.annotate(tiers=Count("references", filter=Q(references__tier__isnull=False)))
+        .filter(tiers__gte=1)
+        .order_by("id")
+        .values_list("id", "tiers")
+    )
+    return list(rows)
+
+
+@transaction.atomic
+def run_create(
+    *,
+    name: str,
+    dataset: Dataset,
+    config: dict[str, Any] | TrainConfig,
+    owner: Any = None,
+    selection: Selection | None = None,
+    group: str = "",
+    enqueue: bool = True,
+) -> Run:
+    """Validate ``config``, create the run and its curriculum, and enqueue its training once
+    the transaction commits. The run's output directory is its own under
+    ``WRITING_RL_RUNS_DIR``, whatever ``config.output_dir`` said."""
+    train_config = _config(config)
+    if selection is not None and selection.dataset_id != dataset.pk:
+        raise RunConfigError(f"selection {selection.pk} belongs to another dataset")
+    samples = training_instruction_ids(dataset=dataset, selection=selection)
+    if not samples:
+        raise RunConfigError(
+            f"dataset {dataset.name!r} has no training instruction with a tiered reference"
+            + (" among the selection's chosen ones" if selection is not None else "")
+            + "; import references or generate and order them first"
+        )
+    run = Run.objects.create(
+        name=name.strip() or f"run on {dataset.name}",
+        dataset=dataset,
+        selection=selection,
+        owner=owner if getattr(owner, "is_authenticated", False) else None,
+        total_steps=train_config.max_steps,
+        group=group,
+        task_id=str(uuid.uuid4()),
+    )
+    output_dir = Path(settings.WRITING_RL_RUNS_DIR) / f"run-{run.pk}"
+    train_config.output_dir = str(output_dir)
+    run.config = train_config.to_dict()
+    run.output_dir = str(output_dir)
+    run.save(update_fields=["config", "output_dir"])
+    curriculum_initialize(run=run, num_tiers=samples)
+    if enqueue:
+        run_enqueue(run=run)
+    return run
+
+
+def run_enqueue(*, run: Run) -> None:
+    """Send the run's training task when the current transaction commits."""
+    from workers.tasks.training import train_run
+
+    task_id = run.task_id or str(uuid.uuid4())
+    transaction.on_commit(lambda: train_run.apply_async(args=[run.pk], task_id=task_id))
+
+
+def run_claim(run_id: int, *, worker: str = "") -> bool:
+    """Take the run for this worker: True only if exactly one row changed.
+
+    A queued run is claimed; so is a running run whose heartbeat is older than
+    ``STALE_AFTER`` (its worker is gone; the caller resumes from the last checkpoint).
+    """
+    now = timezone.now()
+    stale = Q(status=Run.Status.RUNNING) & (
+        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True)
+    )
+    # A run asked to stop whose worker then died ends here instead of running again.
+    Run.objects.filter(stale, pk=run_id, cancel_requested=True).update(
+        status=Run.Status.CANCELLED, finished_at=now
+    )
+    changed = Run.objects.filter(
+        Q(status=Run.Status.QUEUED) | stale, pk=run_id, cancel_requested=False
+    ).update(
+        status=Run.Status.RUNNING,
+        heartbeat_at=now,
+        claimed_by=worker[:300],
+        attempts=F("attempts") + 1,
+    )
+    if changed == 1:
+        Run.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+    return changed == 1
+
+
+def run_heartbeat(run_id: int, *, worker: str = "") -> bool:
+    """Mark the run alive; False when the run is no longer held by ``worker`` (taken over)."""
+    query = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING)
+    if worker:
+        query = query.filter(claimed_by=worker[:300])
+    return query.update(heartbeat_at=timezone.now()) == 1
+
+
+def run_finish(
+    *, run_id: int, status: str, error: str = "", worker: str = "", steps: int | None = None
+) -> bool:
+    """Record how a running run ended (succeeded, failed or cancelled)."""
+    if status not in {Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.CANCELLED}:
+        raise ValueError(f"a run cannot finish as {status!r}")
+    query = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING)
+    if worker:
+        query = query.filter(claimed_by=worker[:300])
+    fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
+    if status == Run.Status.SUCCEEDED:
+        fields["progress"] = 1.0
+    if steps is not None:
+        fields["current_step"] = steps
+    return query.update(**fields) == 1
+
+
+@transaction.atomic
+def run_cancel(*, run: Run, user: Any = None) -> Run:
+    """Cancel a run: a queued run ends at once; a running one is asked to stop after its
+    current step (it checkpoints first). Finished runs are left as they are."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    before = run.status
+    if run.status == Run.Status.QUEUED:
+        run.status = Run.Status.CANCELLED
+        run.cancel_requested = True
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "cancel_requested", "finished_at"])
+    elif run.status == Run.Status.RUNNING:
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+    else:
+        return run
+    AuditLog.objects.create(
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        action="run_cancel",
+        run=run,
+        details={"status_before": before},
+    )
+    return run
+
+
+class LiveReferences(list[str]):
+    """One instruction's references by tier, as the engine reads them, that also finds a tier
+    added while the run trains (a researcher adding a stronger reference mid-run): an index
+    past the end looks the new tiers up once instead of failing."""
+
+    def __init__(self, instruction_id: int, texts: list[str]) -> None:
+        super().__init__(texts)
+        self.instruction_id = instruction_id
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, int) and index >= len(self):
+            newer = Reference.objects.filter(
+                instruction_id=self.instruction_id, tier__gte=len(self)
+            ).order_by("tier")
+            for tier, text in newer.values_list("tier", "text"):
+                if tier == len(self):
+                    self.append(text)
+        return super().__getitem__(index)
+
+
+def run_training_instructions(*, run: Run) -> list[TrainingInstruction]:
+    """The engine's view of the run's samples: prompt, references by tier, criteria."""
+    instruction_ids = CurriculumState.objects.filter(run=run).values_list("instruction_id")
+    instructions = (
+        Instruction.objects.filter(pk__in=instruction_ids)
+        .order_by("id")
+        .prefetch_related(
+            Prefetch(
+                "references",
+                queryset=Reference.objects.filter(tier__isnull=False).order_by("tier"),
+                to_attr="tiered",
+            )
+        )
+    )
+    return [
+        TrainingInstruction(
+            sample_id=str(instruction.pk),
+            prompt=instruction.prompt,
+            references=LiveReferences(
+                instruction.pk, [reference.text for reference in instruction.tiered]
+            ),
+            criteria=criteria_text(instruction.criteria),
+            required_words=instruction.required_words,
+        )
+        for instruction in instructions
+    ]

@@ -1,0 +1,33 @@
+"""Studio pages for researchers: datasets, selections, runs and the reference progression."""
+
+from webapp.studio.views.datasets import (
+    dataset_detail,
+    dataset_list,
+    dataset_upload,
+    selection_detail,
+    selection_new,
+)
+from webapp.studio.views.progression import (
+    sample_add_reference,
+    sample_detail,
+    sample_list,
+    sample_set_tier,
+)
+from webapp.studio.views.runs import dashboard, run_cancel, run_detail, run_list, run_new
+
+__all__ = [
+    "dashboard",
+    "dataset_detail",
+    "dataset_list",
+    "dataset_upload",
+    "run_cancel",
+    "run_detail",
+    "run_list",
+    "run_new",
+    "sample_add_reference",
+    "sample_detail",
+    "sample_list",
+    "sample_set_tier",
+    "selection_detail",
+    "selection_new",
+]

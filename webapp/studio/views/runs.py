@@ -1,0 +1,124 @@
+"""The dashboard, the run list, the new-run form and the run page with its live progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+
+from webapp.studio import selectors
+from webapp.studio.forms import RunForm
+from webapp.studio.models import Run
+from webapp.studio.permissions import researcher_required
+from webapp.studio.services.runs import RunConfigError, run_create
+from webapp.studio.services.runs import run_cancel as run_cancel_service
+from webapp.studio.views.common import paginate, query_without_page
+
+# htmx stops polling an element whose response has this status, 286 (and still swaps it in).
+STOP_POLLING = HTMX_STOP_POLLING
+CHARTS_CACHE_S = 600
+
+
+@researcher_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "studio/dashboard.html", selectors.dashboard_summary())
+
+
+@researcher_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status") or None
+    if status not in Run.Status.values:
+        status = None
+    page = paginate(request, selectors.run_list(status=status))
+    return render(
+        request,
+        "studio/run_list.html",
+        {
+            "page": page,
+            "status": status,
+            "statuses": Run.Status.values,
+            "query": query_without_page(request),
+        },
+    )
+
+
+@researcher_required
+def run_new(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = RunForm(request.POST)
+        if form.is_valid():
+            try:
+                run = run_create(
+                    name=form.cleaned_data["name"],
+                    dataset=form.cleaned_data["dataset"],
+                    selection=form.cleaned_data["selection"],
+                    config=form.cleaned_data["config"],
+                    owner=request.user,
+                )
+            except RunConfigError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Run {run.name!r} is queued.")
+                return redirect("studio:run_detail", pk=run.pk)
+    else:
+        initial = {}
+        if request.GET.get("dataset"):
+            initial["dataset"] = request.GET["dataset"]
+        if request.GET.get("selection"):
+            initial["selection"] = request.GET["selection"]
+        form = RunForm(initial=initial)
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "studio/run_new.html", {"form": form}, status=status)
+
+
+@researcher_required
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        run = selectors.run_detail(pk)
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
+    context = {
+        "run": run,
+        "charts_html": _charts_html(run),
+        "curriculum": selectors.run_curriculum_summary(run),
+    }
+    if request.htmx:
+        response = render(request, "studio/run_detail.html#progress", context)
+        if not run.is_active:
+            response.status_code = STOP_POLLING
+    else:
+        context["audit"] = selectors.run_recent_audit(run)
+        response = render(request, "studio/run_detail.html", context)
+    # The same URL answers with a fragment or a page: caches must tell them apart.
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _charts_html(run: Run) -> SafeString:
+    """The run's charts, rendered once per (status, step): every poll of every open page
+    would otherwise re-read the step metrics and redraw the same SVG."""
+    key = f"studio:run-charts:{run.pk}:{run.status}:{run.current_step}:{run.total_steps}"
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string("studio/_run_charts.html", {"charts": selectors.run_charts(run)})
+        cache.set(key, html, CHARTS_CACHE_S)
+    # Rendered by the template engine above, so already escaped.
+    return mark_safe(html)
+
+
+@researcher_required
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    if run.is_active:
+        run_cancel_service(run=run, user=request.user)
+        messages.success(request, f"Cancellation of {run.name!r} requested.")
+    else:
+        messages.info(request, f"Run {run.name!r} already ended ({run.status}).")
+    return redirect("studio:run_detail", pk=run.pk)
