@@ -115,4 +115,3 @@ def test_it_makes_an_offline_heuristic_scorer_that_prefers_the_asked_length() ->
     assert good.value is not None and bad.value is not None
     assert 1 <= bad.value < good.value <= 10
     assert good.error is None
-
