@@ -22,18 +22,15 @@ def campaigns_for_annotator(annotator: Any) -> QuerySet[Campaign]:
     )
 
 
-def assignment_for(annotator: Any, assignment_id: int) -> Assignment:
+def assignment_for(annotator: Any, assignment_id: int, *, texts: bool = True) -> Assignment:
     """The annotator's own assignment, or 404: another annotator's assignment does not exist
-    as far as this annotator can tell."""
+    as far as this annotator can tell. ``texts=False`` leaves the instruction and the two
+    outputs to be loaded on first use (the vote shows the next item, not this one)."""
+    related = ["item__campaign"]
+    if texts:
+        related += ["item__instruction", "item__output_a", "item__output_b"]
     return get_object_or_404(
-        Assignment.objects.select_related(
-            "item__campaign",
-            "item__instruction",
-            "item__output_a",
-            "item__output_b",
-        ),
-        pk=assignment_id,
-        annotator=annotator,
+        Assignment.objects.select_related(*related), pk=assignment_id, annotator=annotator
     )
 
 

@@ -103,7 +103,7 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
 
     A repeated submit of the same vote is answered exactly like the first one.
     """
-    assignment = selectors.assignment_for(request.user, pk)
+    assignment = selectors.assignment_for(request.user, pk, texts=False)
     campaign = assignment.item.campaign
     form = VoteForm(request.POST)
     if not form.is_valid():

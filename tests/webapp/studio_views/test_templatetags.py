@@ -6,6 +6,7 @@ import itertools
 
 from webapp.studio.templatetags.studio_charts import (
     MAX_POINTS,
+    _fmt,
     downsample,
     histogram,
     line_chart,
@@ -93,3 +94,9 @@ def test_it_formats_fixed_decimals_and_a_dash_for_none() -> None:
     assert fixed(0.12345, 3) == "0.123"
     assert fixed(2, 2) == "2.00"
     assert fixed(None) == "—"
+
+
+def test_it_keeps_small_tick_labels_distinct() -> None:
+    labels = [_fmt(t) for t in nice_ticks(0.0001, 0.0005)]
+    assert len(set(labels)) == len(labels)
+    assert "0.0002" in labels

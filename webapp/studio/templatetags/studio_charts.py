@@ -85,7 +85,9 @@ def _fmt(value: float) -> str:
         return f"{value:.0f}"
     if abs(value) >= 1:
         return f"{value:.1f}".rstrip("0").rstrip(".")
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    # Three significant digits, so small values (a judge latency of 0.0004 s) keep distinct
+    # tick labels instead of all reading "0".
+    return f"{value:.3g}"
 
 
 def _axes(frame: _Frame, y_ticks: Sequence[float], x_ticks: Sequence[float]) -> list[str]:
