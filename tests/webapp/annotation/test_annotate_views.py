@@ -197,3 +197,34 @@ def test_it_counts_progress_the_same_in_one_query_as_in_three(annotators: list[U
     assert overall == selectors.campaign_progress(campaign)
     # Mine counts skips (work done), the campaign only counted votes; share = ceil(3*2/3) = 2.
     assert (mine.done, mine.target, overall.done, overall.target) == (2, 2, 2, 6)
+
+
+# Queries of one htmx vote (session, user, assignment; the vote's three writes; the lock, the
+# live-lease check, the candidate, the lease, the next item's page; the progress; plus the
+# transaction statements). SQLite has no row lock but claims optimistically (two more).
+VOTE_QUERIES = {"postgresql": 18, "sqlite": 19}
+
+
+def test_it_records_a_vote_and_leases_the_next_item_in_few_queries(
+    client: Client, annotators: list[User], django_assert_max_num_queries
+) -> None:
+    from django.db import connection
+
+    campaign = make_campaign(annotators, instructions=4, systems=3, overlap=2)
+    for other in annotators[1:]:  # other annotators hold leases the claim must count
+        client.force_login(other)
+        _open_next(client, campaign.pk)
+    client.force_login(annotators[0])
+    assignment = _open_next(client, campaign.pk)
+    for _ in range(3):
+        with django_assert_max_num_queries(VOTE_QUERIES[connection.vendor]):
+            response = client.post(
+                f"/annotate/assignments/{assignment.pk}/vote/",
+                {"choice": "left"},
+                HTTP_HX_REQUEST="true",
+            )
+        assert response.status_code == 200
+        following = Assignment.objects.get(annotator=annotators[0], status=Assignment.Status.LEASED)
+        assert f'data-assignment="{following.pk}"' in response.content.decode()
+        assignment = following
+    assert Vote.objects.filter(annotator=annotators[0]).count() == 3
