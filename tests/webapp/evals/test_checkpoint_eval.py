@@ -14,7 +14,10 @@ from webapp.evals.services import eval_run_create, eval_run_execute
 from webapp.studio.services.runs import run_claim
 from workers.tasks.training import execute_run
 
-pytestmark = pytest.mark.django_db
+# Evaluations report progress from a worker thread (its own database connection), as they do
+# in a Celery task: the test's data must be committed, or SQLite's write lock held by the
+# test's open transaction blocks that thread.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_evaluates_the_checkpoint_of_a_finished_grid_run(

@@ -17,7 +17,10 @@ from webapp.evals.services import (
     long_input_import,
 )
 
-pytestmark = pytest.mark.django_db
+# Evaluations report progress from a worker thread (its own database connection), as they do
+# in a Celery task: the test's data must be committed, or SQLite's write lock held by the
+# test's open transaction blocks that thread.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def question(n: int, **overrides: object) -> dict[str, object]:

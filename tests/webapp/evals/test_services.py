@@ -24,7 +24,10 @@ from webapp.evals.services import (
 )
 from webapp.studio.models import Instruction
 
-pytestmark = pytest.mark.django_db
+# Evaluations report progress from a worker thread (its own database connection), as they do
+# in a Celery task: the test's data must be committed, or SQLite's write lock held by the
+# test's open transaction blocks that thread.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_evaluates_a_base_model_on_longbench_write_end_to_end(tiny_policy: Path) -> None:
