@@ -41,37 +41,15 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchdb import database_url, drop_database, recreate_database, setup_django  # noqa: E402
+
 BENCH_DB = "writing_rl_annotation_bench"
-ADMIN_URL = "postgres://root@127.0.0.1:5432/postgres"
-BENCH_URL = f"postgres://root@127.0.0.1:5432/{BENCH_DB}"
+BENCH_URL = database_url(BENCH_DB)
 ASSIGNMENT_URL = re.compile(r"/annotate/assignments/(\d+)/")
 CHOICES = ["left", "right", "tie", "both_bad"]
 
 
 # -- database ---------------------------------------------------------------------------------
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = BENCH_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    import django
-
-    django.setup()
 
 
 def seed(annotators: int, items: int) -> tuple[int, list[tuple[str, str]]]:
@@ -375,8 +353,8 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    recreate_database()
-    setup_django()
+    recreate_database(BENCH_DB)
+    setup_django(BENCH_DB)
     began = time.monotonic()
     campaign_id, sessions = seed(args.annotators, args.items)
     seeded_s = time.monotonic() - began
@@ -420,7 +398,7 @@ def main() -> int:
     checks = check_database(campaign_id, acknowledged)
     connections.close_all()
     if not args.keep_db:
-        drop_database()
+        drop_database(BENCH_DB)
 
     cpu = os.cpu_count()
     p95 = percentile(latencies, 95)

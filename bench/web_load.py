@@ -34,9 +34,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchdb import database_url, drop_database, recreate_database, setup_django  # noqa: E402
+
 BENCH_DB = "writing_rl_bench"
-ADMIN_URL = "postgres://root@127.0.0.1:5432/postgres"
-BENCH_URL = f"postgres://root@127.0.0.1:5432/{BENCH_DB}"
+BENCH_URL = database_url(BENCH_DB)
 
 INSTRUCTIONS, REFERENCES, RUNS = 10_000, 5, 50
 SAMPLES_PER_RUN, STEPS = 2_000, 100
@@ -53,29 +54,6 @@ def text(rng: random.Random, words: int) -> str:
 
 
 # -- database ---------------------------------------------------------------------------------
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = BENCH_URL
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    import django
-
-    django.setup()
 
 
 class Copier:
@@ -624,8 +602,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if not args.reuse:
-        recreate_database()
-    setup_django()
+        recreate_database(BENCH_DB)
+    setup_django(BENCH_DB)
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
@@ -728,7 +706,7 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     if not args.keep:
-        drop_database()
+        drop_database(BENCH_DB)
 
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     sizes_line = ", ".join(f"{k} {v:,}" for k, v in sizes.items())
