@@ -9,7 +9,7 @@ from typing import Any
 
 from rl_engine.judging._aio import BackgroundLoop
 from rl_engine.judging.prompts import DEFAULT_PROMPTS, PairwisePrompts, PairwiseTemplate
-from rl_engine.judging.transport import ChatTransport, RetryPolicy
+from rl_engine.judging.transport import endpoint_transport
 from rl_engine.judging.types import Judgment, PairRequest, Usage
 from rl_engine.judging.verdict import Verdict, parse_verdict
 
@@ -52,19 +52,18 @@ class OpenAIJudge:
         extra_body: Mapping[str, Any] | None = None,
         seed: int | None = None,
     ) -> None:
-        if max_reasks < 0:
-            raise ValueError(f"max_reasks cannot be negative, got {max_reasks}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries cannot be negative, got {max_retries}")
-        self.transport = ChatTransport(
+        self.transport = endpoint_transport(
             base_url,
             model,
             api_key=api_key,
             max_concurrency=max_concurrency,
             timeout_s=timeout_s,
-            retry=RetryPolicy(max_retries=max_retries, base_s=backoff_base_s, cap_s=backoff_cap_s),
+            max_retries=max_retries,
+            max_reasks=max_reasks,
             temperature=temperature,
             max_tokens=max_tokens,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
             extra_body=extra_body,
             seed=seed,
         )

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from rl_engine.judging._aio import BackgroundLoop
 from rl_engine.judging.prompts import DEFAULT_POINTWISE, PointwiseTemplate
-from rl_engine.judging.transport import ChatTransport, RetryPolicy
+from rl_engine.judging.transport import endpoint_transport
 from rl_engine.judging.types import Score, Usage
 
 __all__ = ["OpenAIScorer", "PointwiseScorer", "ScoreRequest", "parse_score"]
@@ -108,17 +108,18 @@ class OpenAIScorer:
         extra_body: Mapping[str, Any] | None = None,
         seed: int | None = None,
     ) -> None:
-        if max_reasks < 0:
-            raise ValueError(f"max_reasks cannot be negative, got {max_reasks}")
-        self.transport = ChatTransport(
+        self.transport = endpoint_transport(
             base_url,
             model,
             api_key=api_key,
             max_concurrency=max_concurrency,
             timeout_s=timeout_s,
-            retry=RetryPolicy(max_retries=max_retries, base_s=backoff_base_s, cap_s=backoff_cap_s),
+            max_retries=max_retries,
+            max_reasks=max_reasks,
             temperature=temperature,
             max_tokens=max_tokens,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
             extra_body=extra_body,
             seed=seed,
         )

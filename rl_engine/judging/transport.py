@@ -348,3 +348,38 @@ class ChatTransport:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return None
         return ChatResult(content if isinstance(content, str) else "", body, attempts, usage)
+
+
+def endpoint_transport(
+    base_url: str,
+    model: str,
+    *,
+    api_key: str | None,
+    max_concurrency: int,
+    timeout_s: float,
+    max_retries: int,
+    max_reasks: int,
+    temperature: float,
+    max_tokens: int | None,
+    backoff_base_s: float,
+    backoff_cap_s: float,
+    extra_body: Mapping[str, Any] | None,
+    seed: int | None,
+) -> ChatTransport:
+    """The transport of an endpoint judge or scorer, after checking the retry arguments."""
+    if max_reasks < 0:
+        raise ValueError(f"max_reasks cannot be negative, got {max_reasks}")
+    if max_retries < 0:
+        raise ValueError(f"max_retries cannot be negative, got {max_retries}")
+    return ChatTransport(
+        base_url,
+        model,
+        api_key=api_key,
+        max_concurrency=max_concurrency,
+        timeout_s=timeout_s,
+        retry=RetryPolicy(max_retries=max_retries, base_s=backoff_base_s, cap_s=backoff_cap_s),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        extra_body=extra_body,
+        seed=seed,
+    )
