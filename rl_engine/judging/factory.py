@@ -45,6 +45,7 @@ def make_judge(spec: JudgeSpec) -> Judge:
             max_reasks=spec.max_reasks,
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
+            hedge=spec.hedge,
         )
     elif spec.kind == "heuristic":
         judge = HeuristicJudge() if spec.tie_margin is None else HeuristicJudge(spec.tie_margin)
@@ -86,4 +87,5 @@ def make_scorer(spec: JudgeSpec) -> OpenAIScorer | HeuristicScorer:
         max_retries=spec.max_retries,
         max_reasks=spec.max_reasks,
         temperature=spec.temperature,
+        hedge=spec.hedge,
     )

@@ -32,6 +32,12 @@ class OpenAIJudge:
     ``max_reasks`` times. A pair that still has no verdict gets ``Verdict.INVALID`` with the
     reason in ``error``; ``compare`` never raises for one failed pair. ``attempts`` counts
     every HTTP request, and ``usage`` sums the tokens of all of them.
+
+    ``hedge`` (on by default): a request still unanswered after ``hedge_after_s`` (default:
+    the 95th percentile of recent latencies) is sent a second time when a slot is idle, and
+    the first answer is used — see :class:`~rl_engine.judging.transport.ChatTransport`. It
+    only takes slots no waiting pair wants, so it shortens the tail of a batch (the step a
+    trainer waits on) without slowing the rest. ``hedge=False`` turns it off.
     """
 
     def __init__(
@@ -51,6 +57,8 @@ class OpenAIJudge:
         backoff_cap_s: float = 30.0,
         extra_body: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        hedge: bool = True,
+        hedge_after_s: float | None = None,
     ) -> None:
         self.transport = endpoint_transport(
             base_url,
@@ -66,6 +74,8 @@ class OpenAIJudge:
             backoff_cap_s=backoff_cap_s,
             extra_body=extra_body,
             seed=seed,
+            hedge=hedge,
+            hedge_after_s=hedge_after_s,
         )
         self.max_reasks = max_reasks
         self.prompts = prompts

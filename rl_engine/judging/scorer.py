@@ -107,6 +107,8 @@ class OpenAIScorer:
         backoff_cap_s: float = 30.0,
         extra_body: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        hedge: bool = True,
+        hedge_after_s: float | None = None,
     ) -> None:
         self.transport = endpoint_transport(
             base_url,
@@ -122,6 +124,8 @@ class OpenAIScorer:
             backoff_cap_s=backoff_cap_s,
             extra_body=extra_body,
             seed=seed,
+            hedge=hedge,
+            hedge_after_s=hedge_after_s,
         )
         self.max_reasks = max_reasks
         self.template = template

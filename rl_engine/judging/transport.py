@@ -28,6 +28,7 @@ import time
 import urllib.parse
 import urllib.request
 import weakref
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,11 +40,16 @@ except ImportError:  # openai releases before 3.x ship httpx 0.x on plain httpco
 
 from rl_engine.judging.types import Usage
 
-__all__ = ["ChatResult", "ChatTransport", "RetryPolicy"]
+__all__ = ["HEDGE_PRIORITY", "ChatResult", "ChatTransport", "RetryPolicy", "TransportStats"]
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _CONNECTION_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, OSError)
 _TIMEOUT_GRACE_S = 0.05
+HEDGE_PRIORITY = -1
+"""Where a hedge waits for a slot: behind every first try (priority 0) and every retry."""
+_LATENCY_WINDOW = 256  # recent successful requests the adaptive hedge delay is taken from
+_MIN_LATENCIES = 20  # no adaptive hedging before this many have been seen
+_MIN_HEDGE_DELAY_S = 0.05  # never duplicate a request sooner: below this it is pure overhead
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,35 @@ class ChatResult:
     attempts: int
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+
+
+@dataclass
+class TransportStats:
+    """What a transport has sent since it was built: ``requests`` (every HTTP request,
+    hedges included), ``retries`` (rounds after a failed one), ``hedges`` (duplicates sent
+    for a slow request) and ``hedge_wins`` (hedges whose answer was used)."""
+
+    requests: int = 0
+    retries: int = 0
+    hedges: int = 0
+    hedge_wins: int = 0
+
+
+@dataclass
+class _Reply:
+    """One HTTP request's outcome: the response, or why there is none."""
+
+    response: httpcore.Response | None
+    error: str = ""
+
+    @property
+    def decisive(self) -> bool:
+        """An answer that another copy of the request could not improve on: anything but a
+        timeout, a connection error, 408/409/429 or a 5xx."""
+        if self.response is None:
+            return False
+        status = self.response.status
+        return status not in _RETRY_STATUSES and status < 500
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -114,44 +149,58 @@ _CONNECTIONS_PER_POOL = 8
 
 
 class _Slots:
-    """Bounded concurrency in which retries go ahead of first tries.
+    """Bounded concurrency in which retries go ahead of first tries, and hedges come last.
 
     Each of the ``size`` slots names the connection pool to use, so no pool has more requests
     than connections. A waiter with a higher ``priority`` (the number of requests its pair has
     already made) is served first; equal priorities are served in arrival order. Without this,
     a retry would queue behind every pair not yet started, and all the retries of a large batch
-    would bunch up at its end.
+    would bunch up at its end. Hedges wait at :data:`HEDGE_PRIORITY`, below every first try,
+    so they only ever take a slot that nothing else wants.
+
+    A cancelled waiter stays in the heap until ``release`` pops and skips it (removing it at
+    once would cost O(waiters) per cancellation, and a batch queues thousands); ``_queued``
+    counts the live ones.
     """
 
     def __init__(self, pools: int, size: int) -> None:
         self._free = [slot % pools for slot in range(size)]
         self._waiters: list[tuple[int, int, asyncio.Future[int]]] = []
         self._arrivals = itertools.count()
+        self._queued = 0
+
+    def acquire_nowait(self) -> int | None:
+        """A free slot when one is free and nobody waits, else None."""
+        if self._free and not self._queued:
+            return self._free.pop()
+        return None
 
     async def acquire(self, priority: int = 0) -> int:
-        if self._free and not self._waiters:
+        if self._free and not self._queued:
             return self._free.pop()
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._arrivals), waiter))
+        self._queued += 1
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())  # handed a slot, then cancelled: pass it on
             else:
-                # Leave no stale waiter behind: it would make later callers queue for slots
-                # that are free.
-                self._waiters = [entry for entry in self._waiters if entry[2] is not waiter]
-                heapq.heapify(self._waiters)
+                self._queued -= 1  # its heap entry is skipped by release()
             raise
 
     def release(self, pool: int) -> None:
         while self._waiters:
             _, _, waiter = heapq.heappop(self._waiters)
             if not waiter.done():  # skip waiters whose task was cancelled
+                self._queued -= 1
                 waiter.set_result(pool)
                 return
         self._free.append(pool)
+
+    def release_later(self, pool: int, delay_s: float) -> None:
+        asyncio.get_running_loop().call_later(delay_s, self.release, pool)
 
 
 @dataclass
@@ -180,7 +229,16 @@ def _proxy_for(url: str) -> str | None:
 
 
 class ChatTransport:
-    """POST ``{base_url}/chat/completions`` with bounded concurrency and retries."""
+    """POST ``{base_url}/chat/completions`` with bounded concurrency and retries.
+
+    ``hedge=True`` sends a second copy of a request that is still unanswered after
+    ``hedge_after_s`` (by default the 95th percentile latency of the last 256 answers, at
+    least 50 ms, once 20 have come back) and uses whichever answer comes first; the other copy
+    is abandoned. A hedge waits for a slot behind every first try and retry, so it only uses
+    capacity nothing else wants — in practice the tail of a batch, where a hung request would
+    otherwise hold up the whole step until its timeout. On a paid API an abandoned copy may
+    still be billed; it is counted in ``attempts`` and in :attr:`stats`.
+    """
 
     def __init__(
         self,
@@ -195,11 +253,15 @@ class ChatTransport:
         max_tokens: int | None = 1024,
         extra_body: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        hedge: bool = False,
+        hedge_after_s: float | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive seconds, got {timeout_s}")
+        if hedge_after_s is not None and hedge_after_s <= 0:
+            raise ValueError(f"hedge_after_s must be positive seconds, got {hedge_after_s}")
         self.base_url = (base_url or "https://api.openai.com/v1").rstrip("/")
         self.model = model
         self.max_concurrency = max_concurrency
@@ -208,6 +270,13 @@ class ChatTransport:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
+        self.hedge = hedge
+        self.hedge_after_s = hedge_after_s
+        self.stats = TransportStats()
+        self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self._answers = 0
+        self._hedge_delay: float | None = None
+        self._answers_at_estimate = 0
         self._url = f"{self.base_url}/chat/completions"
         parts = urllib.parse.urlsplit(self._url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -286,34 +355,14 @@ class ChatTransport:
         payload = json.dumps(self.request_body(messages)).encode("utf-8")
         headers = [*self._headers, (b"Content-Length", str(len(payload)).encode())]
         attempts = 0
-        error = "no attempt made"
+        rounds = 0
         while True:
-            attempts += 1
+            rounds += 1
+            reply, sent = await self._exchange(state, priority + attempts, payload, headers)
+            attempts += sent
             retry_after: float | None = None
-            slot = await state.slots.acquire(priority + attempts - 1)
-            release_after = 0.0
-            response = None
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    response = await state.pools[slot].request(
-                        b"POST",
-                        self._url,
-                        headers=headers,
-                        content=payload,
-                        extensions=self._timeouts,
-                    )
-            except (TimeoutError, httpcore.TimeoutException):
-                error = f"timed out after {self.timeout_s:g} s"
-                # The endpoint counts the abandoned request until it sees the connection
-                # close; reusing the slot at once would be answered with a 429.
-                release_after = _TIMEOUT_GRACE_S
-            except _CONNECTION_ERRORS as exc:
-                error = f"connection error: {type(exc).__name__}: {exc}"
-            finally:
-                if release_after:
-                    asyncio.get_running_loop().call_later(release_after, state.slots.release, slot)
-                else:
-                    state.slots.release(slot)
+            error = reply.error
+            response = reply.response
             if response is not None:
                 status = response.status
                 text = response.content[:300].decode("utf-8", "replace")
@@ -324,15 +373,127 @@ class ChatTransport:
                     error = f"malformed completion body: {text!r}"
                 else:
                     error = f"HTTP {status}: {text}"
-                    if status not in _RETRY_STATUSES and status < 500:
+                    if not reply.decisive:
+                        retry_after = parse_retry_after(
+                            {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers}
+                        )
+                    else:
                         # 400/401/403/404: retrying cannot help; the caller must fix something.
                         return ChatResult(None, None, attempts, error=error)
-                    retry_after = parse_retry_after(
-                        {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers}
-                    )
-            if attempts > self.retry.max_retries:
+            if rounds > self.retry.max_retries:
                 return ChatResult(None, None, attempts, error=f"{error} (after {attempts} tries)")
-            await asyncio.sleep(self.retry.delay(attempts - 1, retry_after, self._rng))
+            self.stats.retries += 1
+            await asyncio.sleep(self.retry.delay(rounds - 1, retry_after, self._rng))
+
+    async def _exchange(
+        self,
+        state: _LoopState,
+        priority: int,
+        payload: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> tuple[_Reply, int]:
+        """One round: the request, plus a hedge when it is slow and a slot is idle. Returns
+        the reply to use and the number of requests sent."""
+        slot = await state.slots.acquire(priority)
+        delay = self._current_hedge_delay() if self.hedge else None
+        if delay is None:
+            return await self._send(state, slot, payload, headers), 1
+        first = asyncio.create_task(self._send(state, slot, payload, headers))
+        pending: set[asyncio.Task[_Reply]] = {first}
+        hedge_slot: asyncio.Task[int] | None = None
+        hedge: asyncio.Task[_Reply] | None = None
+        try:
+            done, _ = await asyncio.wait(pending, timeout=delay)
+            if not done:
+                hedge_slot = asyncio.create_task(state.slots.acquire(HEDGE_PRIORITY))
+                await asyncio.wait({first, hedge_slot}, return_when=asyncio.FIRST_COMPLETED)
+                # The slot may be the one the first request just gave back: no hedge then.
+                if hedge_slot.done() and not first.done():
+                    hedge = asyncio.create_task(
+                        self._send(state, hedge_slot.result(), payload, headers)
+                    )
+                    hedge_slot = None
+                    pending.add(hedge)
+                    self.stats.hedges += 1
+            reply = _Reply(None, "no request completed")
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                # When both are done, prefer the request that came first.
+                for task in sorted(done, key=lambda t: t is not first):
+                    reply = task.result()
+                    if reply.decisive:
+                        if task is hedge:
+                            self.stats.hedge_wins += 1
+                        return reply, 1 + (hedge is not None)
+            return reply, 1 + (hedge is not None)
+        finally:
+            for task in pending:
+                task.cancel()  # the loser: _send releases its slot
+            if hedge_slot is not None:
+                self._cancel_slot_request(state, hedge_slot)
+
+    @staticmethod
+    def _cancel_slot_request(state: _LoopState, request: asyncio.Task[int]) -> None:
+        """Withdraw a hedge's wait for a slot; a slot it was already given goes back."""
+        if request.cancel():
+            return  # still waiting: acquire() hands on any slot it gets while cancelled
+        if not request.cancelled() and request.exception() is None:
+            state.slots.release(request.result())
+
+    async def _send(
+        self,
+        state: _LoopState,
+        slot: int,
+        payload: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> _Reply:
+        """One HTTP request on ``slot``'s pool; the slot is released when it ends."""
+        self.stats.requests += 1
+        started = time.perf_counter()
+        release_after = 0.0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await state.pools[slot].request(
+                    b"POST",
+                    self._url,
+                    headers=headers,
+                    content=payload,
+                    extensions=self._timeouts,
+                )
+        except (TimeoutError, httpcore.TimeoutException):
+            # The endpoint counts the abandoned request until it sees the connection close;
+            # reusing the slot at once would be answered with a 429.
+            release_after = _TIMEOUT_GRACE_S
+            return _Reply(None, f"timed out after {self.timeout_s:g} s")
+        except _CONNECTION_ERRORS as exc:
+            return _Reply(None, f"connection error: {type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:
+            release_after = _TIMEOUT_GRACE_S  # abandoned (a hedge race was won): as above
+            raise
+        finally:
+            if release_after:
+                state.slots.release_later(slot, release_after)
+            else:
+                state.slots.release(slot)
+        if response.status == 200:
+            self._latencies.append(time.perf_counter() - started)
+            self._answers += 1
+        return _Reply(response)
+
+    def _current_hedge_delay(self) -> float | None:
+        """``hedge_after_s``, or the 95th percentile of recent latencies but at least 50 ms
+        (None until enough answers have come back), re-estimated every 16 answers rather than
+        on every request."""
+        if self.hedge_after_s is not None:
+            return self.hedge_after_s
+        if self._answers < _MIN_LATENCIES:
+            return None
+        if self._hedge_delay is None or self._answers - self._answers_at_estimate >= 16:
+            ordered = sorted(self._latencies)
+            p95 = ordered[int(0.95 * (len(ordered) - 1))]
+            self._hedge_delay = max(_MIN_HEDGE_DELAY_S, p95)
+            self._answers_at_estimate = self._answers
+        return self._hedge_delay
 
     @staticmethod
     def _parse_success(content: bytes, attempts: int) -> ChatResult | None:
@@ -365,6 +526,8 @@ def endpoint_transport(
     backoff_cap_s: float,
     extra_body: Mapping[str, Any] | None,
     seed: int | None,
+    hedge: bool,
+    hedge_after_s: float | None,
 ) -> ChatTransport:
     """The transport of an endpoint judge or scorer, after checking the retry arguments."""
     if max_reasks < 0:
@@ -382,4 +545,6 @@ def endpoint_transport(
         max_tokens=max_tokens,
         extra_body=extra_body,
         seed=seed,
+        hedge=hedge,
+        hedge_after_s=hedge_after_s,
     )

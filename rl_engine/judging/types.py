@@ -149,6 +149,7 @@ class JudgeSpec:
     max_tokens: int = 1024
     tie_margin: float | None = None
     batch_size: int = 8
+    hedge: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:

@@ -61,6 +61,9 @@ JUDGE_HELP = {
     "max_tokens": "Maximum tokens of the judge's answer (rationale and verdict).",
     "tie_margin": "HeuristicJudge only: score difference below which the verdict is a tie.",
     "batch_size": "Local judge only: comparisons per forward batch.",
+    "hedge": "Endpoint judges: send a second copy of a call that is slower than 95% of recent "
+    "calls when a slot is idle, and use the first answer (shortens a step's tail; the extra "
+    "calls may be billed).",
 }
 _ERROR_FIELD = re.compile(r"\b(TrainConfig|JudgeSpec)\.([a-z_]+)")
 JUDGE_PREFIX = "judge_"

@@ -45,6 +45,16 @@ def test_it_builds_an_openai_judge_with_the_key_from_the_named_variable(
     assert "sk-secret" not in str(spec.to_dict())
 
 
+def test_hedging_is_on_unless_the_spec_turns_it_off() -> None:
+    base = {"kind": "openai", "model": "fake", "base_url": "http://127.0.0.1:9/v1"}
+    judges = [make_judge(JudgeSpec.from_dict(base)), make_judge(JudgeSpec(**base, hedge=False))]
+    scorer = make_scorer(JudgeSpec(**base, hedge=False))
+    assert [j.transport.hedge for j in judges if isinstance(j, OpenAIJudge)] == [True, False]
+    assert scorer.transport.hedge is False  # type: ignore[union-attr]
+    for judge in judges:
+        judge.close()  # type: ignore[union-attr]
+
+
 def test_it_wraps_the_judge_in_a_cache_when_a_path_is_given(tmp_path: Path) -> None:
     spec = JudgeSpec(kind="heuristic", cache_path=str(tmp_path / "cache.sqlite"), tie_margin=1.0)
     judge = make_judge(spec)
