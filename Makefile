@@ -54,7 +54,7 @@ web: install
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 worker: install
-	$(BIN)/celery -A workers worker -Q gpu,judge,default --loglevel=INFO
+	$(BIN)/celery -A workers worker -Q gpu,judge,default --loglevel=INFO -B
 
 clean-demo:
 	rm -rf var/studio.sqlite3* var/celery var/runs

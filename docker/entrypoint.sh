@@ -4,6 +4,8 @@
 #
 #   entrypoint.sh web                 migrate, collect static files, serve with gunicorn
 #   entrypoint.sh worker QUEUE        a Celery worker: default | judge | gpu
+#   entrypoint.sh beat                Celery beat (periodic tasks; run exactly one)
+#   entrypoint.sh beat-healthcheck    exit 0 when beat saved its schedule in the last 10 minutes
 #   entrypoint.sh migrate             apply migrations and exit
 #   entrypoint.sh healthcheck URL     exit 0 when URL answers 200 (for container health checks)
 #   entrypoint.sh <anything else>     run it as given (e.g. python manage.py shell)
@@ -69,6 +71,18 @@ case "$command" in
         exit 64
         ;;
     esac
+    ;;
+  beat)
+    # Periodic tasks: the sweep that sends the task of a run whose worker was lost to a live
+    # worker. The schedule file only remembers when each task last ran.
+    wait_for_database
+    exec "$PYTHON" -m celery -A workers beat --loglevel "${LOG_LEVEL:-INFO}" \
+      --schedule "${BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}"
+    ;;
+  beat-healthcheck)
+    # Beat saves its schedule file when it starts and every few minutes after.
+    exec "$PYTHON" -c "import glob, os, sys, time; ages = [time.time() - os.path.getmtime(p) for p in glob.glob(glob.escape(sys.argv[1]) + '*')]; sys.exit(0 if ages and min(ages) < 600 else 1)" \
+      "${BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}"
     ;;
   migrate)
     wait_for_database

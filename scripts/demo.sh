@@ -25,7 +25,9 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$BIN/celery" -A workers worker -Q gpu,judge,default --pool=solo --loglevel=INFO \
+# -B: this one worker also runs beat (periodic tasks: a run whose worker was lost is sent
+# again); a deployment runs beat on its own (docker/compose.yaml).
+"$BIN/celery" -A workers worker -Q gpu,judge,default --pool=solo --loglevel=INFO -B \
   --without-gossip --without-mingle --hostname "demo@%h" &
 pids+=($!)
 "$PY" manage.py runserver --noreload "$HOST:$PORT" &

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -44,12 +45,12 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-@pytest.fixture
-def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[WorkerProcess]:
-    """A real Celery worker process on all queues, sharing the tests' database and broker.
-
-    Tests using it see only committed data, hence ``transactional_db``.
-    """
+@contextlib.contextmanager
+def celery_worker(
+    tmp_path: Path, *, extra_args: Sequence[str] = (), extra_env: Mapping[str, str] | None = None
+) -> Iterator[WorkerProcess]:
+    """A real Celery worker process on all queues, sharing the tests' database and broker,
+    stopped on exit. ``extra_args`` go on its command line (``-B`` adds beat)."""
     from django.conf import settings
 
     env = {
@@ -59,6 +60,7 @@ def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[Wo
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
         "WRITING_RL_VAR_DIR": str(settings.VAR_DIR),
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
@@ -67,7 +69,7 @@ def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[Wo
                 sys.executable, "-m", "celery", "-A", "workers", "worker",
                 "-Q", "gpu,judge,default", "--pool=solo", "--loglevel=INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "--hostname", f"test-{os.getpid()}@%h",
+                "--hostname", f"test-{os.getpid()}@%h", *extra_args,
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -88,6 +90,14 @@ def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[Wo
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def celery_worker_process(tmp_path: Path, transactional_db: None) -> Iterator[WorkerProcess]:
+    """:func:`celery_worker` as a fixture. Tests using it see only committed data, hence
+    ``transactional_db``."""
+    with celery_worker(tmp_path) as worker:
+        yield worker
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -184,6 +184,19 @@ WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs
 # A running run whose worker has not sent a heartbeat for this long may be taken over (and
 # resumed from its last checkpoint) when its task is delivered again.
 WRITING_RL_RUN_STALE_S = int(os.environ.get("WRITING_RL_RUN_STALE_S", 180))
+# How often Celery beat looks for such runs and sends their task again (0 = never).
+WRITING_RL_STALE_SWEEP_S = int(os.environ.get("WRITING_RL_STALE_SWEEP_S", 60))
+CELERY_BEAT_SCHEDULE = (
+    {
+        "recover-stale-runs": {
+            "task": "workers.tasks.system.recover_stale_runs",
+            "schedule": float(WRITING_RL_STALE_SWEEP_S),
+        }
+    }
+    if WRITING_RL_STALE_SWEEP_S > 0
+    else {}
+)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Token that protects the internal API used by the verl reward hook (empty = API disabled).
 WRITING_RL_INTERNAL_API_TOKEN = os.environ.get("WRITING_RL_INTERNAL_API_TOKEN", "")
 

@@ -42,7 +42,7 @@ def config() -> dict[str, Any]:
 def test_it_is_a_valid_compose_file_with_every_service(config: dict[str, Any]) -> None:
     assert set(config["services"]) == {
         "postgres", "redis", "web", "worker-default", "worker-judge", "worker-gpu-0",
-        "worker-gpu-1", "vllm-judge",
+        "worker-gpu-1", "vllm-judge", "beat",
     }  # fmt: skip
     assert {"pgdata", "redisdata", "runs", "media", "hf-cache"} <= set(config["volumes"])
     for name, service in config["services"].items():
@@ -55,6 +55,9 @@ def test_it_runs_the_entrypoint_commands_the_tests_run(config: dict[str, Any]) -
     assert services["worker-default"]["command"] == ["worker", "default"]
     assert services["worker-judge"]["command"] == ["worker", "judge"]
     assert services["worker-judge"]["environment"]["WORKER_CONCURRENCY"] == "64"
+    assert services["beat"]["command"] == ["beat"]
+    assert services["beat"]["healthcheck"]["test"][-1] == "beat-healthcheck"
+    assert "deploy" not in services["beat"]  # exactly one beat: never scaled out
     gpus = [services[f"worker-gpu-{i}"] for i in range(2)]
     assert [g["command"] for g in gpus] == [["worker", "gpu"]] * 2
     assert [g["environment"]["CUDA_VISIBLE_DEVICES"] for g in gpus] == ["0", "1"]
@@ -79,7 +82,7 @@ def test_it_keeps_gpu_workers_and_the_judge_behind_profiles(config: dict[str, An
     assert profiles["worker-gpu-0"] == profiles["worker-gpu-1"] == ["gpu"]
     assert profiles["vllm-judge"] == ["judge"]
     assert not any(
-        profiles[n] for n in ("postgres", "redis", "web", "worker-default", "worker-judge")
+        profiles[n] for n in ("postgres", "redis", "web", "worker-default", "worker-judge", "beat")
     )
 
 

@@ -149,6 +149,31 @@ def test_it_starts_a_judge_worker_that_healthz_sees(
         worker.stop()
 
 
+def test_it_runs_beat_which_sends_the_stale_run_sweep_and_reports_its_health(
+    production_env: dict[str, str], tmp_path: Path
+) -> None:
+    schedule = tmp_path / "celerybeat-schedule"
+    env = {**production_env, "BEAT_SCHEDULE_FILE": str(schedule), "WRITING_RL_STALE_SWEEP_S": "1"}
+    healthcheck = [str(ENTRYPOINT), "beat-healthcheck"]
+    before = subprocess.run(healthcheck, env=env, capture_output=True, timeout=60)
+    assert before.returncode == 1  # no schedule saved yet: not healthy
+    beat = Process([str(ENTRYPOINT), "beat"], env, tmp_path / "beat.log")
+    try:
+        deadline = time.monotonic() + 90
+        while "recover-stale-runs" not in beat.log():
+            if beat.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"beat did not send the sweep:\n{beat.log()}")
+            time.sleep(0.3)
+        after = subprocess.run(healthcheck, env=env, capture_output=True, timeout=60)
+        assert after.returncode == 0, after.stderr
+    finally:
+        beat.stop()
+        # Beat only sent messages; leave no sweep behind for other tests' workers.
+        from workers.celery_app import app
+
+        app.control.purge()
+
+
 def test_it_refuses_an_unknown_queue(production_env: dict[str, str]) -> None:
     result = subprocess.run([str(ENTRYPOINT), "worker", "everything"], env=production_env,
                             capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -3,6 +3,8 @@
 Gauges computed at scrape time from the database and the broker:
 
 * ``writing_rl_runs{status}`` — runs by status;
+* ``writing_rl_runs_worker_lost`` — running runs without a heartbeat for
+  ``WRITING_RL_RUN_STALE_S`` (beat sends them to a live worker; alert when it stays above 0);
 * ``writing_rl_queue_depth{queue}`` — messages waiting per Celery queue (Redis ``LLEN`` of the
   queue's lists, priorities included; the filesystem transport: its message files);
 * ``writing_rl_judge_latency_seconds`` (a summary) and ``writing_rl_judge_error_ratio`` — over
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from webapp.studio.models import Judgment, Run, StepMetric
@@ -93,6 +95,20 @@ def runs_by_status() -> Family:
     )
     for status in Run.Status.values:
         family.add(counts.get(status, 0), status=status)
+    return family
+
+
+def runs_worker_lost() -> Family:
+    family = Family(
+        "writing_rl_runs_worker_lost",
+        "Running runs whose worker sent no heartbeat for WRITING_RL_RUN_STALE_S.",
+    )
+    stale = timezone.now() - timedelta(seconds=settings.WRITING_RL_RUN_STALE_S)
+    family.add(
+        Run.objects.filter(status=Run.Status.RUNNING)
+        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+        .count()
+    )
     return family
 
 
@@ -193,7 +209,7 @@ def collect() -> list[Family]:
     families: list[Family] = []
     errors = Family("writing_rl_scrape_error", "1 when a metrics source could not be read.")
     for source, build in (
-        ("runs", lambda: [runs_by_status()]),
+        ("runs", lambda: [runs_by_status(), runs_worker_lost()]),
         ("queues", _queue_family),
         ("judgments", lambda: judge_families(window)),
         ("steps", lambda: [steps_per_second(window)]),

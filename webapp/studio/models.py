@@ -7,9 +7,12 @@ quality and are what the dynamic reference scheduler climbs.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Dataset(models.Model):
@@ -202,6 +205,8 @@ class Run(models.Model):
     # worker was lost).
     claimed_by = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When the stale-run sweep last sent the run's task again after its worker was lost.
+    requeued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -212,6 +217,16 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def worker_lost(self) -> bool:
+        """Running, but its worker has sent no heartbeat for ``WRITING_RL_RUN_STALE_S``."""
+        if self.status != self.Status.RUNNING:
+            return False
+        if self.heartbeat_at is None:
+            return True
+        stale_after = timedelta(seconds=settings.WRITING_RL_RUN_STALE_S)
+        return self.heartbeat_at < timezone.now() - stale_after
 
 
 class CurriculumState(models.Model):

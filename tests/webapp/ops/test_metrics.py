@@ -74,6 +74,25 @@ def test_it_counts_runs_judgments_and_steps(client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_it_counts_running_runs_whose_worker_was_lost(client: Client) -> None:
+    run = make_run(tiers=(2,)).run
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, heartbeat_at=timezone.now())
+    Run.objects.create(
+        name="lost",
+        dataset=run.dataset,
+        status=Run.Status.RUNNING,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    Run.objects.create(
+        name="done long ago",
+        dataset=run.dataset,
+        status=Run.Status.SUCCEEDED,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    assert scrape(client)[("writing_rl_runs_worker_lost", ())] == 1
+
+
+@pytest.mark.django_db
 def test_it_reports_the_depth_of_each_queue(client: Client) -> None:
     before = scrape(client)[("writing_rl_queue_depth", (("queue", "judge"),))]
     for _ in range(3):
