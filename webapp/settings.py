@@ -184,12 +184,13 @@ WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs
 # A running run whose worker has not sent a heartbeat for this long may be taken over (and
 # resumed from its last checkpoint) when its task is delivered again.
 WRITING_RL_RUN_STALE_S = int(os.environ.get("WRITING_RL_RUN_STALE_S", 180))
-# How often Celery beat looks for such runs and sends their task again (0 = never).
+# How often Celery beat looks for such runs (and pipeline jobs) and sends their task again
+# (0 = never).
 WRITING_RL_STALE_SWEEP_S = int(os.environ.get("WRITING_RL_STALE_SWEEP_S", 60))
 CELERY_BEAT_SCHEDULE = (
     {
-        "recover-stale-runs": {
-            "task": "workers.tasks.system.recover_stale_runs",
+        "recover-lost-work": {
+            "task": "workers.tasks.system.recover_lost_work",
             "schedule": float(WRITING_RL_STALE_SWEEP_S),
         }
     }

@@ -158,43 +158,44 @@ class _Slots:
     would bunch up at its end. Hedges wait at :data:`HEDGE_PRIORITY`, below every first try,
     so they only ever take a slot that nothing else wants.
 
-    A cancelled waiter stays in the heap until ``release`` pops and skips it (removing it at
-    once would cost O(waiters) per cancellation, and a batch queues thousands); ``_queued``
-    counts the live ones.
+    A cancelled waiter's heap entry stays until ``release`` pops and skips it (removing it at
+    once would cost O(waiters) per cancellation, and a batch queues thousands). ``_waiting``
+    holds the waiters still counted: ``release`` drops a cancelled one as it skips it, and
+    the waiter drops itself when it unwinds — whichever comes first — so a slot is never left
+    free while a caller queues for it.
     """
 
     def __init__(self, pools: int, size: int) -> None:
         self._free = [slot % pools for slot in range(size)]
         self._waiters: list[tuple[int, int, asyncio.Future[int]]] = []
         self._arrivals = itertools.count()
-        self._queued = 0
+        self._waiting: set[asyncio.Future[int]] = set()
 
     def acquire_nowait(self) -> int | None:
         """A free slot when one is free and nobody waits, else None."""
-        if self._free and not self._queued:
+        if self._free and not self._waiting:
             return self._free.pop()
         return None
 
     async def acquire(self, priority: int = 0) -> int:
-        if self._free and not self._queued:
+        if self._free and not self._waiting:
             return self._free.pop()
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._arrivals), waiter))
-        self._queued += 1
+        self._waiting.add(waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
+            self._waiting.discard(waiter)
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())  # handed a slot, then cancelled: pass it on
-            else:
-                self._queued -= 1  # its heap entry is skipped by release()
             raise
 
     def release(self, pool: int) -> None:
         while self._waiters:
             _, _, waiter = heapq.heappop(self._waiters)
+            self._waiting.discard(waiter)
             if not waiter.done():  # skip waiters whose task was cancelled
-                self._queued -= 1
                 waiter.set_result(pool)
                 return
         self._free.append(pool)
@@ -237,7 +238,13 @@ class ChatTransport:
     is abandoned. A hedge waits for a slot behind every first try and retry, so it only uses
     capacity nothing else wants — in practice the tail of a batch, where a hung request would
     otherwise hold up the whole step until its timeout. On a paid API an abandoned copy may
-    still be billed; it is counted in ``attempts`` and in :attr:`stats`.
+    still be billed; it is counted in ``attempts`` and in :attr:`stats`. An endpoint that
+    does not stop work when a client disconnects keeps serving the abandoned copy, so its load
+    can briefly exceed ``max_concurrency``.
+
+    ``max_concurrency`` bounds each event loop's requests (a judge's ``compare_sync`` uses
+    one loop). :attr:`stats` and the latency window are shared by all loops and not locked:
+    with several loops in several threads the counts are approximate.
     """
 
     def __init__(
@@ -398,6 +405,7 @@ class ChatTransport:
         delay = self._current_hedge_delay() if self.hedge else None
         if delay is None:
             return await self._send(state, slot, payload, headers), 1
+        started = time.perf_counter()
         first = asyncio.create_task(self._send(state, slot, payload, headers))
         pending: set[asyncio.Task[_Reply]] = {first}
         hedge_slot: asyncio.Task[int] | None = None
@@ -424,11 +432,17 @@ class ChatTransport:
                     if reply.decisive:
                         if task is hedge:
                             self.stats.hedge_wins += 1
+                            # The first copy took at least this long: keep the slow tail in
+                            # the window the delay comes from, or the delay would shrink.
+                            self._latencies.append(time.perf_counter() - started)
                         return reply, 1 + (hedge is not None)
             return reply, 1 + (hedge is not None)
         finally:
             for task in pending:
                 task.cancel()  # the loser: _send releases its slot
+            for copy in (first, hedge):
+                if copy is not None and copy.done() and not copy.cancelled():
+                    copy.exception()  # read: an unused copy's failure is not "never retrieved"
             if hedge_slot is not None:
                 self._cancel_slot_request(state, hedge_slot)
 
@@ -468,7 +482,9 @@ class ChatTransport:
         except _CONNECTION_ERRORS as exc:
             return _Reply(None, f"connection error: {type(exc).__name__}: {exc}")
         except asyncio.CancelledError:
-            release_after = _TIMEOUT_GRACE_S  # abandoned (a hedge race was won): as above
+            # Abandoned (the other copy of a hedged request answered first, or the caller was
+            # cancelled): as above, the endpoint still counts it for a moment.
+            release_after = _TIMEOUT_GRACE_S
             raise
         finally:
             if release_after:

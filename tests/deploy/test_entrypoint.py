@@ -160,7 +160,7 @@ def test_it_runs_beat_which_sends_the_stale_run_sweep_and_reports_its_health(
     beat = Process([str(ENTRYPOINT), "beat"], env, tmp_path / "beat.log")
     try:
         deadline = time.monotonic() + 90
-        while "recover-stale-runs" not in beat.log():
+        while "recover-lost-work" not in beat.log():
             if beat.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"beat did not send the sweep:\n{beat.log()}")
             time.sleep(0.3)

@@ -19,7 +19,8 @@ from tests.conftest import ROOT, database_url_for_subprocess
 from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import Checkpoint, CurriculumState, Judgment, Run, StepMetric
-from webapp.studio.services.runs import STALE_AFTER, run_claim
+from webapp.studio.services.leases import STALE_AFTER
+from webapp.studio.services.runs import run_claim
 from workers.tasks.training import execute_run
 
 STEPS = 3

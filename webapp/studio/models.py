@@ -163,7 +163,34 @@ class SelectionEntry(models.Model):
         return f"{self.selection_id}:{self.instruction_id} ({chosen})"
 
 
-class Run(models.Model):
+class WorkerLease(models.Model):
+    """The fields with which a worker holds a long task's row (a run, a pipeline job) and a
+    lost worker is noticed: a row ``running`` without a heartbeat for
+    ``WRITING_RL_RUN_STALE_S`` may be claimed again (``webapp.studio.services.leases``)."""
+
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Which worker holds the row, and how many times it was claimed (> 1 = resumed after a
+    # worker was lost).
+    claimed_by = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # When the stale-task sweep last sent the task again after its worker was lost.
+    requeued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def worker_lost(self) -> bool:
+        """Running, but its worker has sent no heartbeat for ``WRITING_RL_RUN_STALE_S``."""
+        if getattr(self, "status", None) != "running":
+            return False
+        if self.heartbeat_at is None:
+            return True
+        stale_after = timedelta(seconds=settings.WRITING_RL_RUN_STALE_S)
+        return self.heartbeat_at < timezone.now() - stale_after
+
+
+class Run(WorkerLease):
     """A training (or evaluation) run; ``config`` is ``TrainConfig.to_dict()``."""
 
     class Status(models.TextChoices):
@@ -200,13 +227,6 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # Which worker holds the run, and how many times it was claimed (> 1 = resumed after a
-    # worker was lost).
-    claimed_by = models.CharField(max_length=300, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    # When the stale-run sweep last sent the run's task again after its worker was lost.
-    requeued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -217,16 +237,6 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
-
-    @property
-    def worker_lost(self) -> bool:
-        """Running, but its worker has sent no heartbeat for ``WRITING_RL_RUN_STALE_S``."""
-        if self.status != self.Status.RUNNING:
-            return False
-        if self.heartbeat_at is None:
-            return True
-        stale_after = timedelta(seconds=settings.WRITING_RL_RUN_STALE_S)
-        return self.heartbeat_at < timezone.now() - stale_after
 
 
 class CurriculumState(models.Model):
@@ -368,7 +378,7 @@ class AuditLog(models.Model):
         return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
-class PipelineJob(models.Model):
+class PipelineJob(WorkerLease):
     """One pipeline task (generate references, score, select, order tiers) and its progress.
 
     Celery tasks write ``progress`` (0..1) and ``message`` as they go, so the dashboard can

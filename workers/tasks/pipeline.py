@@ -1,5 +1,9 @@
 """Pipeline tasks: each runs one ``PipelineJob`` (generate references, score them, the
-policy's responses, select, order tiers), with its progress in the job's row."""
+policy's responses, select, order tiers), with its progress in the job's row.
+
+Like training: ``acks_late``, a claim through the database (a re-delivered message for a job
+held by a live worker does nothing), a heartbeat while it works, and a job whose worker was
+lost is claimed again and resumes where that worker stopped."""
 
 from __future__ import annotations
 
@@ -9,29 +13,35 @@ from typing import Any
 
 from celery import shared_task
 
+from workers.tasks.heartbeat import Heartbeat, worker_name
+
 log = logging.getLogger(__name__)
 
 
 @shared_task(
     name="workers.tasks.pipeline.run_pipeline_job",
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def run_pipeline_job(job_id: int) -> dict[str, Any]:
+def run_pipeline_job(self: Any, job_id: int) -> dict[str, Any]:
     """Claim job ``job_id`` (a re-delivered message for a claimed job does nothing) and run it."""
     from webapp.studio.models import PipelineJob
-    from webapp.studio.services.pipeline import job_claim, job_execute, job_finish
+    from webapp.studio.services.pipeline import job_claim, job_execute, job_finish, job_heartbeat
 
-    if not job_claim(job_id):
+    worker = worker_name(self.request.id)
+    if not job_claim(job_id, worker=worker):
         return {"job": job_id, "claimed": False}
     job = PipelineJob.objects.select_related("dataset", "owner").get(pk=job_id)
     try:
-        result = job_execute(job)
+        with Heartbeat(f"job-{job_id}", lambda: job_heartbeat(job_id, worker=worker)):
+            result = job_execute(job)
     except Exception as error:
         job_finish(
             job_id,
             status=PipelineJob.Status.FAILED,
             error="".join(traceback.format_exception(error)[-6:])[-4000:],
+            worker=worker,
         )
         log.exception("pipeline job %s failed", job_id)
         return {"job": job_id, "claimed": True, "status": "failed", "error": str(error)}
@@ -40,5 +50,5 @@ def run_pipeline_job(job_id: int) -> dict[str, Any]:
         or PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
     )
     status = PipelineJob.Status.CANCELLED if stopped else PipelineJob.Status.SUCCEEDED
-    job_finish(job_id, status=status, result=result)
+    job_finish(job_id, status=status, result=result, worker=worker)
     return {"job": job_id, "claimed": True, "status": status, "result": result}

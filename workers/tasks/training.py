@@ -11,44 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
 
+from workers.tasks.heartbeat import Heartbeat, worker_name
+
 log = logging.getLogger(__name__)
-
-HEARTBEAT_S = float(os.environ.get("WRITING_RL_HEARTBEAT_S", "20"))
-
-
-def worker_name(task_id: str | None = None) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{task_id or 'inline'}"
-
-
-class _Heartbeat(threading.Thread):
-    """Marks the run alive every few seconds, independent of how long a step takes."""
-
-    def __init__(self, run_id: int, worker: str) -> None:
-        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
-        self.run_id, self.worker = run_id, worker
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        from django.db import connection
-
-        from webapp.studio.services.runs import run_heartbeat
-
-        try:
-            while not self.done.wait(HEARTBEAT_S):
-                try:
-                    run_heartbeat(self.run_id, worker=self.worker)
-                except Exception:
-                    log.exception("run %s: heartbeat failed", self.run_id)
-        finally:
-            connection.close()
 
 
 def _roll_back_to_checkpoint(run_id: int, output_dir: str, store: Any) -> int:
@@ -103,10 +74,14 @@ def execute_run(
     from webapp.studio.models import Run
     from webapp.studio.services.curriculum_store import DjangoCurriculumStore
     from webapp.studio.services.reporter import DjangoReporter
-    from webapp.studio.services.runs import run_finish, run_training_instructions
+    from webapp.studio.services.runs import (
+        run_finish,
+        run_heartbeat,
+        run_training_instructions,
+    )
 
     run = Run.objects.get(pk=run_id)
-    heartbeat = _Heartbeat(run_id, worker)
+    heartbeat = Heartbeat(f"run-{run_id}", lambda: run_heartbeat(run_id, worker=worker))
     heartbeat.start()
     try:
         config = TrainConfig.from_dict(run.config)

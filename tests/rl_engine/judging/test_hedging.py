@@ -15,6 +15,7 @@ from rl_engine.judging import OpenAIJudge, Verdict
 from rl_engine.judging.transport import ChatTransport
 from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault, fixed_policy
 from rl_engine.testing.policies import echo_policy, tagged_pair
+from tests.rl_engine.judging.test_openai_judge import make_judge as make_any_judge
 
 _NUMBER = re.compile(r"number (\d+)\.")
 
@@ -26,16 +27,10 @@ def pair_number(call: ChatCall) -> int:
 
 
 def make_judge(server: FakeOpenAIServer, **options: object) -> OpenAIJudge:
-    settings: dict[str, object] = {
-        "max_concurrency": 4,
-        "timeout_s": 5.0,
-        "max_retries": 2,
-        "backoff_base_s": 0.01,
-        "hedge_after_s": 0.1,
-        "seed": 0,
-    }
-    settings.update(options)
-    return OpenAIJudge(server.base_url, "fake-judge", api_key="sk-test", **settings)  # type: ignore[arg-type]
+    """The judge tests' judge, hedging after a fixed 0.1 s."""
+    return make_any_judge(
+        server, **{"max_concurrency": 4, "max_retries": 2, "hedge_after_s": 0.1, **options}
+    )
 
 
 def wait_until_idle(server: FakeOpenAIServer, within_s: float = 2.0) -> int:
@@ -57,9 +52,13 @@ def test_a_hung_request_is_hedged_and_the_hedge_answers() -> None:
         (judgment,) = judge.compare_sync([tagged_pair(0, "B")])
         elapsed = time.perf_counter() - started
         stats = judge.transport.stats
+        latencies = sorted(judge.transport._latencies)
         judge.close()
         # The hung copy was abandoned: its connection closed, so the server let it go.
         assert wait_until_idle(server) == 0
+    # The adaptive delay's window keeps the slow copy (as "at least this long"), not only the
+    # fast hedge: otherwise every hedge would pull the delay down.
+    assert len(latencies) == 2 and latencies[0] < 0.1 <= latencies[1]
     assert judgment.verdict is Verdict.B and judgment.error is None
     assert judgment.attempts == 2  # both copies are counted (and may both be billed)
     assert (stats.requests, stats.hedges, stats.hedge_wins) == (2, 1, 1)

@@ -64,6 +64,25 @@ def test_a_waiter_cancelled_while_queued_leaves_free_slots_usable() -> None:
     assert asyncio.run(scenario()) == 0
 
 
+def test_a_slot_released_while_a_cancelled_waiter_unwinds_is_not_parked() -> None:
+    # A waiter is cancelled and, before its task resumes, the holder releases and asks again
+    # (a judge re-asking right after an answer): the slot must come straight back.
+    async def scenario() -> int:
+        slots = _Slots(pools=1, size=1)
+        held = await slots.acquire()
+        waiter = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        slots.release(held)
+        async with asyncio.timeout(1.0):  # in this task, before the waiter's task resumes
+            again = await slots.acquire()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        return again
+
+    assert asyncio.run(scenario()) == 0
+
+
 def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
     policy = RetryPolicy(base_s=0.5, cap_s=4.0)
     rng = random.Random(0)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from rl_engine.judging import HeuristicScorer, JudgeSpec, OpenAIScorer, make_scorer
@@ -20,11 +22,18 @@ from rl_engine.text import required_length
 from rl_engine.writers import WriterSpec, WritingTask, make_writer
 from webapp.studio.importers import criteria_text
 from webapp.studio.models import (
+    AuditLog,
     Dataset,
     Instruction,
     PipelineJob,
     PolicyResponse,
     Reference,
+)
+from webapp.studio.services.leases import (
+    StaleSweep,
+    lease_claim,
+    lease_heartbeat,
+    leases_recover,
 )
 
 Progress = Callable[[float, str], bool]  # (fraction, message) -> keep going?
@@ -53,42 +62,71 @@ def job_create(
         task_id=str(uuid.uuid4()),
     )
     if enqueue:
-        from workers.queues import pipeline_job_queue
-        from workers.tasks.pipeline import run_pipeline_job
-
-        queue = pipeline_job_queue(kind).value
-        transaction.on_commit(
-            lambda: run_pipeline_job.apply_async(
-                args=[job.pk], task_id=job.task_id, queue=queue, routing_key=queue
-            )
-        )
+        job_enqueue(job)
     return job
 
 
-def job_claim(job_id: int) -> bool:
-    changed = PipelineJob.objects.filter(
-        pk=job_id, status=PipelineJob.Status.QUEUED, cancel_requested=False
-    ).update(status=PipelineJob.Status.RUNNING, started_at=timezone.now())
-    return changed == 1
+def job_enqueue(job: PipelineJob) -> None:
+    """Send the job's task to the queue its kind needs, when the current transaction commits."""
+    from workers.queues import pipeline_job_queue
+    from workers.tasks.pipeline import run_pipeline_job
+
+    queue = pipeline_job_queue(job.kind).value
+    transaction.on_commit(
+        lambda: run_pipeline_job.apply_async(
+            args=[job.pk], task_id=job.task_id or None, queue=queue, routing_key=queue
+        )
+    )
+
+
+def job_claim(job_id: int, *, worker: str = "") -> bool:
+    """Take the job for this worker: a queued job, or a running one whose worker was lost (the
+    work resumes: see :func:`job_execute`)."""
+    return lease_claim(PipelineJob, job_id, worker=worker)
+
+
+def job_heartbeat(job_id: int, *, worker: str = "") -> bool:
+    return lease_heartbeat(PipelineJob, job_id, worker=worker)
+
+
+def jobs_recover_stale(*, now: datetime | None = None) -> StaleSweep:
+    """Send the task of every job whose worker was lost again (see
+    :func:`~webapp.studio.services.leases.leases_recover`), audited."""
+
+    def audit(job: PipelineJob, action: str, details: dict[str, Any]) -> None:
+        details = {**details, "job": job.pk, "kind": job.kind, "progress": job.progress}
+        AuditLog.objects.create(action=f"job_{action}", details=details)
+
+    return leases_recover(PipelineJob, enqueue=job_enqueue, audit=audit, now=now)
 
 
 def job_progress(job_id: int, fraction: float, message: str) -> bool:
-    """Record progress; False when the job was asked to stop."""
+    """Record progress (which is also a heartbeat); False when the job was asked to stop."""
     PipelineJob.objects.filter(pk=job_id).update(
-        progress=min(max(fraction, 0.0), 1.0), message=message[:500]
+        progress=min(max(fraction, 0.0), 1.0), message=message[:500], heartbeat_at=timezone.now()
     )
     return not PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
 
 
 def job_finish(
-    job_id: int, *, status: str, result: dict[str, Any] | None = None, error: str = ""
-) -> None:
+    job_id: int,
+    *,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str = "",
+    worker: str = "",
+) -> bool:
+    """Record how a running job ended; False when ``worker`` no longer holds it (it was
+    taken over after its heartbeat went stale)."""
     fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
     if result is not None:
         fields["result"] = result
     if status == PipelineJob.Status.SUCCEEDED:
         fields["progress"] = 1.0
-    PipelineJob.objects.filter(pk=job_id).update(**fields)
+    query = PipelineJob.objects.filter(pk=job_id, status=PipelineJob.Status.RUNNING)
+    if worker:
+        query = query.filter(claimed_by=worker[:300])
+    return query.update(**fields) == 1
 
 
 def job_cancel(*, job: PipelineJob) -> None:
@@ -123,18 +161,34 @@ def references_generate(
     params: dict[str, Any] | None = None,
     progress: Progress | None = None,
     models: dict[str, Any] | None = None,
+    job_id: int | None = None,
 ) -> dict[str, Any]:
     """Write one reference per (instruction, writer); failed generations are counted, not
     stored. Local writers naming the same model share it (``models`` may pass loaded
-    ``(model, tokenizer)`` pairs by name)."""
+    ``(model, tokenizer)`` pairs by name).
+
+    With ``job_id`` each reference records the job, and a job resumed after its worker was
+    lost skips the (instruction, writer) pairs it had already written (``resumed``)."""
     params = params or {}
     specs = [w if isinstance(w, WriterSpec) else WriterSpec.from_dict(w) for w in writers]
-    instructions = _instructions(dataset, params)
+    every_instruction = _instructions(dataset, params)
     loaded = dict(models or {})
-    total = max(len(specs) * len(instructions), 1)
-    done = written = failed = 0
+    total = max(len(specs) * len(every_instruction), 1)
+    already: set[tuple[int, str]] = set()
+    if job_id is not None:
+        already = set(
+            Reference.objects.filter(
+                instruction__dataset=dataset, metadata__job=job_id
+            ).values_list("instruction_id", "writer")
+        )
+    done = written = failed = resumed = 0
     errors: list[str] = []
     for spec in specs:
+        instructions = [i for i in every_instruction if (i.pk, spec.name[:200]) not in already]
+        resumed += len(every_instruction) - len(instructions)
+        done += len(every_instruction) - len(instructions)
+        if not instructions:
+            continue
         local: dict[str, Any] = {}
         if spec.kind == "local":
             key = spec.model or "smollm2-135m-instruct"
@@ -158,6 +212,7 @@ def references_generate(
                             "writer": spec.to_dict(),
                             "plan": [vars(p) for p in output.plan] if output.plan else None,
                             "calls": output.calls,
+                            **({"job": job_id} if job_id is not None else {}),
                         },
                     )
                     for instruction, output in zip(batch, outputs, strict=True)
@@ -173,21 +228,36 @@ def references_generate(
                         errors.append(f"{spec.name}: {output.error}")
             done += len(batch)
             if progress and not progress(done / total, f"{spec.name}: {done}/{total} written"):
-                return {"written": written, "failed": failed, "errors": errors, "stopped": True}
-    return {"written": written, "failed": failed, "errors": errors}
+                return {
+                    "written": written, "failed": failed, "errors": errors, "stopped": True,
+                    **({"resumed": resumed} if resumed else {}),
+                }  # fmt: skip
+    result: dict[str, Any] = {"written": written, "failed": failed, "errors": errors}
+    if resumed:
+        result["resumed"] = resumed  # written before the worker was lost
+    return result
 
 
 def references_score(
     *, dataset: Dataset, scorer: dict[str, Any] | None = None, rescore: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, job_id: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Grade references 1-10 (pointwise); a failed grade leaves the score empty."""
+    """Grade references 1-10 (pointwise); a failed grade leaves the score empty.
+
+    Unscored references only, unless ``rescore``. With ``job_id`` each grade records the
+    job, so a rescoring job resumed after its worker was lost skips what it already graded.
+    """
     grader = make_pointwise_scorer(scorer)
     references = Reference.objects.filter(instruction__dataset=dataset).select_related(
         "instruction"
     )
     if not rescore:
         references = references.filter(score__isnull=True)
+    elif job_id is not None:
+        # (A plain exclude() would also drop references without the key: NULL in SQL.)
+        references = references.filter(
+            Q(metadata__score_job__isnull=True) | ~Q(metadata__score_job=job_id)
+        )
     pending = list(references.order_by("id"))
     scored = failed = 0
     for start in range(0, len(pending), BATCH * 4):
@@ -196,6 +266,8 @@ def references_score(
             [(r.instruction.prompt, r.text, criteria_text(r.instruction.criteria)) for r in batch]
         )
         for reference, grade in zip(batch, grades, strict=True):
+            if job_id is not None:
+                reference.metadata = {**reference.metadata, "score_job": job_id}
             if grade.value is None:
                 failed += 1
                 reference.metadata = {**reference.metadata, "score_error": grade.error}
@@ -213,11 +285,23 @@ def references_score(
 def policy_responses_generate(
     *, dataset: Dataset, policy: str, scorer: dict[str, Any] | None = None,
     max_new_tokens: int = 256, temperature: float = 0.7, params: dict[str, Any] | None = None,
-    progress: Progress | None = None, model: Any = None,
+    progress: Progress | None = None, model: Any = None, since: datetime | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Generate the policy's own response to each train instruction and grade it."""
+    """Generate the policy's own response to each train instruction and grade it.
+
+    ``since`` (a resumed job's first start): instructions that already have a response of
+    this policy from then on are skipped (``resumed``)."""
     params = {"split": Instruction.Split.TRAIN, **(params or {})}
-    instructions = _instructions(dataset, params)
+    every_instruction = _instructions(dataset, params)
+    instructions = every_instruction
+    if since is not None:
+        answered = set(
+            PolicyResponse.objects.filter(
+                instruction__dataset=dataset, policy=policy, created_at__gte=since
+            ).values_list("instruction_id", flat=True)
+        )
+        instructions = [i for i in every_instruction if i.pk not in answered]
+    resumed = len(every_instruction) - len(instructions)
     writer = make_writer(
         WriterSpec(name=policy, kind="local", model=policy, max_new_tokens=max_new_tokens,
                    temperature=temperature, seed=0),
@@ -248,11 +332,12 @@ def policy_responses_generate(
             ]
         )
         made += len(batch)
+        total = max(len(every_instruction), 1)
         if progress and not progress(
-            made / max(len(instructions), 1), f"{made}/{len(instructions)} responses"
+            (resumed + made) / total, f"{resumed + made}/{len(every_instruction)} responses"
         ):
             break
-    return {"responses": made}
+    return {"responses": made, **({"resumed": resumed} if resumed else {})}
 
 
 def job_execute(job: PipelineJob) -> dict[str, Any]:
@@ -263,20 +348,24 @@ def job_execute(job: PipelineJob) -> dict[str, Any]:
         return job_progress(job.pk, fraction, message)
 
     params = dict(job.params)
+    # A job claimed again after its worker was lost picks up where that worker stopped.
+    resuming = job.attempts > 1
     if job.kind == PipelineJob.Kind.GENERATE_REFERENCES:
         return references_generate(
-            dataset=job.dataset, writers=params.pop("writers"), params=params, progress=progress
-        )
+            dataset=job.dataset, writers=params.pop("writers"), params=params, progress=progress,
+            job_id=job.pk,
+        )  # fmt: skip
     if job.kind == PipelineJob.Kind.SCORE_REFERENCES:
         return references_score(
             dataset=job.dataset, scorer=params.get("scorer"), rescore=bool(params.get("rescore")),
-            progress=progress,
+            progress=progress, job_id=job.pk,
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.POLICY_RESPONSES:
         return policy_responses_generate(
             dataset=job.dataset, policy=params["policy"], scorer=params.get("scorer"),
             max_new_tokens=int(params.get("max_new_tokens", 256)),
             temperature=float(params.get("temperature", 0.7)), progress=progress,
+            since=job.started_at if resuming else None,
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.SELECT:
         selection = selection_create(
@@ -293,9 +382,12 @@ __all__ = [
     "job_cancel",
     "job_claim",
     "job_create",
+    "job_enqueue",
     "job_execute",
     "job_finish",
+    "job_heartbeat",
     "job_progress",
+    "jobs_recover_stale",
     "policy_responses_generate",
     "references_generate",
     "references_score",

@@ -9,14 +9,13 @@ message for a run that is alive or finished changes no row and does nothing.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Prefetch, Q
+from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 
 from rl_engine.training import TrainConfig, TrainingInstruction
@@ -31,12 +30,12 @@ from webapp.studio.models import (
     Selection,
 )
 from webapp.studio.services.curriculum_store import curriculum_initialize
-
-# A running run whose heartbeat is older than this is presumed dead and may be claimed again.
-STALE_AFTER = timedelta(seconds=int(getattr(settings, "WRITING_RL_RUN_STALE_S", 180)))
-# A lost run is sent again once per loss; only if it is still lost this long after that
-# (its message itself lost, e.g. with a broker restarted without persistence) once more.
-REQUEUE_AGAIN_AFTER = timedelta(hours=1)
+from webapp.studio.services.leases import (
+    StaleSweep,
+    lease_claim,
+    lease_heartbeat,
+    leases_recover,
+)
 
 
 class RunConfigError(ValueError):
@@ -130,94 +129,27 @@ def run_claim(run_id: int, *, worker: str = "") -> bool:
     """Take the run for this worker: True only if exactly one row changed.
 
     A queued run is claimed; so is a running run whose heartbeat is older than
-    ``STALE_AFTER`` (its worker is gone; the caller resumes from the last checkpoint).
+    ``STALE_AFTER`` (its worker is gone; the caller resumes from the last checkpoint). A lost
+    run that was asked to stop ends ``cancelled`` instead of running again.
     """
-    now = timezone.now()
-    stale = _stale_running(now)
-    # A run asked to stop whose worker then died ends here instead of running again.
-    Run.objects.filter(stale, pk=run_id, cancel_requested=True).update(
-        status=Run.Status.CANCELLED, finished_at=now
-    )
-    changed = Run.objects.filter(
-        Q(status=Run.Status.QUEUED) | stale, pk=run_id, cancel_requested=False
-    ).update(
-        status=Run.Status.RUNNING,
-        heartbeat_at=now,
-        claimed_by=worker[:300],
-        attempts=F("attempts") + 1,
-    )
-    if changed == 1:
-        Run.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-    return changed == 1
+    return lease_claim(Run, run_id, worker=worker)
 
 
-@dataclass(frozen=True)
-class StaleRunSweep:
-    """What :func:`runs_recover_stale` did: runs sent to the GPU queue again, and runs that
-    had been asked to stop and were marked cancelled."""
+def runs_recover_stale(*, now: datetime | None = None) -> StaleSweep:
+    """Send the task of every run whose worker was lost again (see
+    :func:`~webapp.studio.services.leases.leases_recover`); each action is in the audit log.
+    Without this a run whose machine died would wait for the broker's visibility timeout."""
 
-    requeued: list[int]
-    cancelled: list[int]
+    def audit(run: Run, action: str, details: dict[str, Any]) -> None:
+        details = {**details, "step": run.current_step}
+        AuditLog.objects.create(action=f"run_{action}", run=run, details=details)
 
-
-def _stale_running(now: datetime) -> Q:
-    return Q(status=Run.Status.RUNNING) & (
-        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True)
-    )
-
-
-def runs_recover_stale(*, now: datetime | None = None) -> StaleRunSweep:
-    """Send the task of every run whose worker was lost again, so a live worker takes it over.
-
-    A broker re-delivers an unacknowledged task only after its visibility timeout (hours), so
-    without this a run whose machine died would wait that long. Each loss is sent once: again
-    only after the run has had a heartbeat since (it was taken over and lost again) or after
-    ``REQUEUE_AGAIN_AFTER``. A duplicate message is harmless: the claim lets one copy train.
-    A lost run that had been asked to stop is marked cancelled instead. Every action is in
-    the audit log.
-    """
-    now = now or timezone.now()
-    stale = _stale_running(now)
-    due = (
-        Q(requeued_at__isnull=True)
-        | Q(requeued_at__lt=F("heartbeat_at"))
-        | Q(requeued_at__lt=now - REQUEUE_AGAIN_AFTER)
-    )
-    requeued: list[int] = []
-    cancelled: list[int] = []
-    with transaction.atomic():
-        lost = (
-            Run.objects.select_for_update(skip_locked=True)
-            .filter(stale)
-            .filter(Q(cancel_requested=True) | due)
-            .order_by("pk")
-        )
-        for run in lost:
-            details = {
-                "heartbeat_at": run.heartbeat_at.isoformat() if run.heartbeat_at else None,
-                "claimed_by": run.claimed_by,
-                "step": run.current_step,
-            }
-            if run.cancel_requested:
-                run.status, run.finished_at = Run.Status.CANCELLED, now
-                run.save(update_fields=["status", "finished_at"])
-                AuditLog.objects.create(action="run_lost_cancelled", run=run, details=details)
-                cancelled.append(run.pk)
-                continue
-            run.requeued_at = now
-            run.save(update_fields=["requeued_at"])
-            AuditLog.objects.create(action="run_requeue", run=run, details=details)
-            run_enqueue(run=run)
-            requeued.append(run.pk)
-    return StaleRunSweep(requeued, cancelled)
+    return leases_recover(Run, enqueue=lambda run: run_enqueue(run=run), audit=audit, now=now)
 
 
 def run_heartbeat(run_id: int, *, worker: str = "") -> bool:
     """Mark the run alive; False when the run is no longer held by ``worker`` (taken over)."""
-    query = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING)
-    if worker:
-        query = query.filter(claimed_by=worker[:300])
-    return query.update(heartbeat_at=timezone.now()) == 1
+    return lease_heartbeat(Run, run_id, worker=worker)
 
 
 def run_finish(

@@ -12,7 +12,8 @@ from rl_engine.training import StepMetrics
 from webapp.studio.management.commands.export_dataset import find_dataset
 from webapp.studio.models import Run, Selection
 from webapp.studio.services.runs import RunConfigError, run_claim, run_create
-from workers.tasks.training import execute_run, worker_name
+from workers.tasks.heartbeat import worker_name
+from workers.tasks.training import execute_run
 
 
 class ProgressBar:
