@@ -300,3 +300,182 @@ class SelectionForm(forms.Form):
         help_text="The policy whose scored responses the potentials compare against.",
     )
     seed = forms.IntegerField(initial=0, help_text="Seed for the random strategy and ties.")
+
+
+# -- pipeline jobs ---------------------------------------------------------------------------
+
+
+def _env_name(value: str) -> str:
+    """A variable *name*; anything else may be a pasted key and is refused (not echoed)."""
+    if value and not _ENV_NAME.fullmatch(value):
+        raise forms.ValidationError(
+            "Give the name of an environment variable (letters, digits, underscores), not the "
+            "key itself."
+        )
+    return value
+
+
+class _EndpointFields(forms.Form):
+    """Who grades: the offline heuristic, or a model behind an OpenAI-compatible endpoint."""
+
+    scorer_kind = forms.ChoiceField(
+        choices=[("heuristic", "heuristic (offline, not an LLM)"), ("openai", "openai endpoint")],
+        initial="heuristic",
+        label="grader",
+        help_text="Grades each text 1-10. 'heuristic' scores length and repetition offline; "
+        "'openai' asks the model below (vLLM, OpenAI, DashScope).",
+    )
+    scorer_model = forms.CharField(max_length=300, required=False, label="grader model")
+    scorer_base_url = forms.CharField(
+        max_length=500, required=False, label="grader base URL", help_text="e.g. http://gpu:8001/v1"
+    )
+    scorer_api_key_env = forms.CharField(
+        max_length=100,
+        required=False,
+        initial="OPENAI_API_KEY",
+        label="grader API key variable",
+        help_text="The worker reads the key from this environment variable; it is never stored.",
+    )
+
+    def clean_scorer_api_key_env(self) -> str:
+        return _env_name(self.cleaned_data.get("scorer_api_key_env") or "")
+
+    def scorer(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if data["scorer_kind"] == "heuristic":
+            return None
+        return {
+            "kind": "openai",
+            "model": data["scorer_model"],
+            "base_url": data["scorer_base_url"],
+            "api_key_env": data["scorer_api_key_env"] or "OPENAI_API_KEY",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("scorer_kind") == "openai" and not self.errors:
+            try:
+                JudgeSpec.from_dict(self.scorer() or {})
+            except ValueError as exc:
+                self.add_error("scorer_model", str(exc))
+        return cleaned
+
+
+class GenerateReferencesForm(forms.Form):
+    """One writer writes a reference for every instruction (of a split)."""
+
+    kind = "generate_references"
+    name = forms.CharField(
+        max_length=200, help_text="Labels the references, e.g. 'qwen-72b' or 'smollm2-careful'."
+    )
+    writer_kind = forms.ChoiceField(
+        choices=[("local", "local model (GPU queue)"), ("openai", "openai endpoint")],
+        initial="local",
+        label="writer",
+    )
+    model = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="Local: a checkpoint directory or 'smollm2-135m-instruct'. Endpoint: its "
+        "model name.",
+    )
+    base_url = forms.CharField(max_length=500, required=False, help_text="Endpoint writers only.")
+    api_key_env = forms.CharField(
+        max_length=100,
+        required=False,
+        initial="OPENAI_API_KEY",
+        label="API key variable",
+        help_text="Endpoint writers: the environment variable that holds the key.",
+    )
+    max_new_tokens = forms.IntegerField(min_value=1, initial=1024)
+    temperature = forms.FloatField(min_value=0.0, initial=0.7)
+    plan_then_write = forms.BooleanField(
+        required=False,
+        help_text="For long targets: an outline with a word budget per section, then the "
+        "sections, then joined.",
+    )
+    parallel_sections = forms.BooleanField(
+        required=False, help_text="Write the sections at once instead of in sequence."
+    )
+    split = forms.ChoiceField(
+        choices=[("", "every instruction"), ("train", "train only"), ("test", "test only")],
+        required=False,
+    )
+
+    def clean_api_key_env(self) -> str:
+        return _env_name(self.cleaned_data.get("api_key_env") or "")
+
+    def clean(self) -> dict[str, Any]:
+        from rl_engine.writers import WriterSpec
+
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        spec = {
+            "name": cleaned["name"],
+            "kind": cleaned["writer_kind"],
+            "model": cleaned["model"],
+            "base_url": cleaned["base_url"],
+            "api_key_env": cleaned["api_key_env"] or "OPENAI_API_KEY",
+            "max_new_tokens": cleaned["max_new_tokens"],
+            "temperature": cleaned["temperature"],
+            "plan_then_write": cleaned["plan_then_write"],
+            "parallel_sections": cleaned["parallel_sections"],
+        }
+        if spec["kind"] == "openai" and not (spec["model"] and spec["base_url"]):
+            self.add_error("model", "An endpoint writer needs its model name and base URL.")
+            return cleaned
+        try:
+            cleaned["writer"] = WriterSpec.from_dict(spec).to_dict()
+        except ValueError as exc:
+            self.add_error(None, str(exc))
+        return cleaned
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"writers": [self.cleaned_data["writer"]]}
+        if self.cleaned_data["split"]:
+            params["split"] = self.cleaned_data["split"]
+        return params
+
+
+class ScoreReferencesForm(_EndpointFields):
+    kind = "score_references"
+    rescore = forms.BooleanField(
+        required=False, help_text="Grade references that already have a score again."
+    )
+
+    def params(self) -> dict[str, Any]:
+        return {"scorer": self.scorer(), "rescore": self.cleaned_data["rescore"]}
+
+
+class PolicyResponsesForm(_EndpointFields):
+    kind = "policy_responses"
+    policy = forms.CharField(
+        max_length=300,
+        help_text="The policy to answer the train instructions (a checkpoint directory or a "
+        "known name); its graded answers feed margin-aware selection.",
+    )
+    max_new_tokens = forms.IntegerField(min_value=1, initial=256)
+    temperature = forms.FloatField(min_value=0.0, initial=0.7)
+
+    def params(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "policy": data["policy"],
+            "scorer": self.scorer(),
+            "max_new_tokens": data["max_new_tokens"],
+            "temperature": data["temperature"],
+        }
+
+
+class OrderTiersForm(forms.Form):
+    kind = "order_tiers"
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+PIPELINE_FORMS: dict[str, type[forms.Form]] = {
+    form.kind: form  # type: ignore[attr-defined]
+    for form in (GenerateReferencesForm, ScoreReferencesForm, PolicyResponsesForm, OrderTiersForm)
+}

@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.webapp.studio_views.factories import make_dataset, make_run, make_selection
+from webapp.studio.models import PipelineJob
 
 
 @pytest.fixture
@@ -15,6 +16,7 @@ def urls(db: None) -> list[tuple[str, str]]:
     run = make_run(dataset)
     selection = make_selection(dataset)
     sample = dataset.instructions.first().pk
+    job = PipelineJob.objects.create(kind="order_tiers", dataset=dataset)
     return [
         ("get", "/studio/"),
         ("get", "/studio/datasets/"),
@@ -22,6 +24,8 @@ def urls(db: None) -> list[tuple[str, str]]:
         ("get", f"/studio/datasets/{dataset.pk}/"),
         ("get", f"/studio/selections/{selection.pk}/"),
         ("post", f"/studio/datasets/{dataset.pk}/select/"),
+        ("post", f"/studio/datasets/{dataset.pk}/jobs/new/"),
+        ("post", f"/studio/jobs/{job.pk}/cancel/"),
         ("get", "/studio/runs/"),
         ("get", "/studio/runs/new/"),
         ("get", f"/studio/runs/{run.pk}/"),

@@ -4,6 +4,8 @@ from webapp.studio.views.datasets import (
     dataset_detail,
     dataset_list,
     dataset_upload,
+    job_cancel,
+    job_new,
     selection_detail,
     selection_new,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "dataset_detail",
     "dataset_list",
     "dataset_upload",
+    "job_cancel",
+    "job_new",
     "run_cancel",
     "run_detail",
     "run_list",

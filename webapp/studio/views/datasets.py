@@ -1,18 +1,27 @@
-"""Datasets: the list, the upload form, a dataset's instructions and references, selections."""
+"""Datasets: the list, the upload form, a dataset's instructions and references, selections,
+and the pipeline jobs that prepare them (write, grade, answer with the policy, order tiers)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
 
 from webapp.studio import selectors
-from webapp.studio.forms import DatasetUploadForm, SelectionForm
-from webapp.studio.models import Dataset, Selection
+from webapp.studio.forms import PIPELINE_FORMS, DatasetUploadForm, SelectionForm
+from webapp.studio.models import Dataset, PipelineJob, Selection
 from webapp.studio.permissions import researcher_required
 from webapp.studio.services.datasets import DatasetImportError, dataset_import
+from webapp.studio.services.pipeline import job_cancel as job_cancel_service
+from webapp.studio.services.pipeline import job_create
 from webapp.studio.services.selection import SelectionError, selection_create
 from webapp.studio.views.common import paginate, query_without_page
 
@@ -60,15 +69,41 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @researcher_required
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_object_or_404(Dataset, pk=pk)
+    if request.htmx:
+        # The jobs panel polls itself while a job is queued or running.
+        jobs = list(selectors.dataset_jobs(dataset)[:10])
+        active = any(job.status in ("queued", "running") for job in jobs)
+        context = {"dataset": dataset, "jobs": jobs, "jobs_active": active}
+        response = render(request, "studio/dataset_detail.html#jobs", context)
+        if not active:
+            response.status_code = HTMX_STOP_POLLING
+        patch_vary_headers(response, ("HX-Request",))
+        return response
     return _dataset_page(
         request, dataset, SelectionForm(initial={"policy": settings.WRITING_RL_POLICY})
     )
 
 
+def _job_forms(bound: forms.Form | None = None) -> dict[str, forms.Form]:
+    """One form per pipeline job kind, ``bound`` in place of its kind's fresh form."""
+    initial: dict[str, dict[str, Any]] = {
+        "policy_responses": {"policy": settings.WRITING_RL_POLICY}
+    }
+    made = {kind: form(initial=initial.get(kind)) for kind, form in PIPELINE_FORMS.items()}
+    if bound is not None:
+        made[bound.kind] = bound  # type: ignore[attr-defined]
+    return made
+
+
 def _dataset_page(
-    request: HttpRequest, dataset: Dataset, selection_form: SelectionForm, status: int = 200
+    request: HttpRequest,
+    dataset: Dataset,
+    selection_form: SelectionForm,
+    status: int = 200,
+    job_form: forms.Form | None = None,
 ) -> HttpResponse:
     page = paginate(request, selectors.dataset_instructions(dataset), per_page=20)
+    jobs = list(selectors.dataset_jobs(dataset)[:10])
     return render(
         request,
         "studio/dataset_detail.html",
@@ -77,12 +112,47 @@ def _dataset_page(
             "page": page,
             "selections": list(selectors.dataset_selections(dataset)[:20]),
             "runs": list(selectors.dataset_runs(dataset)[:20]),
-            "jobs": list(selectors.dataset_jobs(dataset)[:10]),
+            "jobs": jobs,
+            "jobs_active": any(job.status in ("queued", "running") for job in jobs),
+            "job_forms": _job_forms(job_form),
+            "job_form_open": getattr(job_form, "kind", ""),
             "selection_form": selection_form,
             "query": query_without_page(request),
         },
         status=status,
     )
+
+
+@researcher_required
+@require_POST
+def job_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue a pipeline job on the dataset (its task runs on the queue its kind needs)."""
+    dataset = get_object_or_404(Dataset, pk=pk)
+    form_class = PIPELINE_FORMS.get(request.POST.get("kind", ""))
+    if form_class is None:
+        raise Http404("No such pipeline job kind.")
+    form = form_class(request.POST)
+    if form.is_valid():
+        job = job_create(
+            kind=form.kind,  # type: ignore[attr-defined]
+            dataset=dataset,
+            params=form.params(),  # type: ignore[attr-defined]
+            user=request.user,
+        )
+        messages.success(request, f"{job.get_kind_display().capitalize()} queued (job #{job.pk}).")
+        return redirect(reverse("studio:dataset_detail", args=[dataset.pk]) + "#jobs")
+    selection_form = SelectionForm(initial={"policy": settings.WRITING_RL_POLICY})
+    return _dataset_page(request, dataset, selection_form, status=400, job_form=form)
+
+
+@researcher_required
+@require_POST
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(PipelineJob, pk=pk)
+    if job.status in ("queued", "running"):
+        job_cancel_service(job=job)
+        messages.success(request, f"Cancellation of job #{job.pk} requested.")
+    return redirect(reverse("studio:dataset_detail", args=[job.dataset_id]) + "#jobs")
 
 
 @researcher_required
