@@ -1,6 +1,6 @@
-"""A researcher's day, in Chromium: log in, upload a dataset, launch a tiny run on a real
-Celery worker, watch it finish live (the progress partial updates without a reload), and open
-one sample's reference progression."""
+"""A researcher's day, in Chromium: log in, upload a dataset, grade its references with a
+pipeline job, launch a tiny run on a real Celery worker, watch both finish live (the polled
+partials update without a reload), and open one sample's reference progression."""
 
 from __future__ import annotations
 
@@ -78,6 +78,22 @@ def test_it_takes_a_researcher_from_upload_to_a_finished_run(
     page.click("text=Import")
     page.wait_for_url(re.compile(r"/studio/datasets/\d+/$"))
     assert "tide-0" in page.content() and "tide-1" in page.content()
+
+    # Grade the references again from the Pipeline panel; the jobs table follows the job on
+    # the worker until it is done, without a reload.
+    page.click("text=Score references")
+    assert page.input_value("#id_score_references_scorer_kind") == "heuristic"
+    page.check("#id_score_references_rescore")
+    page.click("#pipeline details[open] >> text=Queue job")
+    page.wait_for_selector("text=Score references queued")
+    page.evaluate("window.__sameDocument = true")
+    try:
+        page.wait_for_selector("#jobs .badge.status-succeeded", timeout=60_000)
+    except Exception:
+        pytest.fail(f"the job did not finish:\n{celery_worker_process.log()[-3000:]}")
+    assert page.evaluate("window.__sameDocument") is True
+    assert "100%" in page.inner_html("#jobs")
+    assert page.get_attribute("#jobs", "hx-trigger") is None  # polling stopped
 
     # Launch a tiny run with the heuristic judge.
     page.click("text=New run on this dataset")

@@ -321,19 +321,19 @@ class _EndpointFields(forms.Form):
     scorer_kind = forms.ChoiceField(
         choices=[("heuristic", "heuristic (offline, not an LLM)"), ("openai", "openai endpoint")],
         initial="heuristic",
-        label="grader",
+        label="Grader",
         help_text="Grades each text 1-10. 'heuristic' scores length and repetition offline; "
         "'openai' asks the model below (vLLM, OpenAI, DashScope).",
     )
-    scorer_model = forms.CharField(max_length=300, required=False, label="grader model")
+    scorer_model = forms.CharField(max_length=300, required=False, label="Grader model")
     scorer_base_url = forms.CharField(
-        max_length=500, required=False, label="grader base URL", help_text="e.g. http://gpu:8001/v1"
+        max_length=500, required=False, label="Grader base URL", help_text="e.g. http://gpu:8001/v1"
     )
     scorer_api_key_env = forms.CharField(
         max_length=100,
         required=False,
         initial="OPENAI_API_KEY",
-        label="grader API key variable",
+        label="Grader API key variable",
         help_text="The worker reads the key from this environment variable; it is never stored.",
     )
 
@@ -371,7 +371,7 @@ class GenerateReferencesForm(forms.Form):
     writer_kind = forms.ChoiceField(
         choices=[("local", "local model (GPU queue)"), ("openai", "openai endpoint")],
         initial="local",
-        label="writer",
+        label="Writer",
     )
     model = forms.CharField(
         max_length=300,
@@ -379,7 +379,9 @@ class GenerateReferencesForm(forms.Form):
         help_text="Local: a checkpoint directory or 'smollm2-135m-instruct'. Endpoint: its "
         "model name.",
     )
-    base_url = forms.CharField(max_length=500, required=False, help_text="Endpoint writers only.")
+    base_url = forms.CharField(
+        max_length=500, required=False, label="Base URL", help_text="Endpoint writers only."
+    )
     api_key_env = forms.CharField(
         max_length=100,
         required=False,

@@ -84,12 +84,20 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _job_form_ids(kind: str) -> str:
+    """Element ids per form: the page holds several forms with the same field names."""
+    return f"id_{kind}_%s"
+
+
 def _job_forms(bound: forms.Form | None = None) -> dict[str, forms.Form]:
     """One form per pipeline job kind, ``bound`` in place of its kind's fresh form."""
     initial: dict[str, dict[str, Any]] = {
         "policy_responses": {"policy": settings.WRITING_RL_POLICY}
     }
-    made = {kind: form(initial=initial.get(kind)) for kind, form in PIPELINE_FORMS.items()}
+    made = {
+        kind: form(initial=initial.get(kind), auto_id=_job_form_ids(kind))
+        for kind, form in PIPELINE_FORMS.items()
+    }
     if bound is not None:
         made[bound.kind] = bound  # type: ignore[attr-defined]
     return made
@@ -131,7 +139,7 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     form_class = PIPELINE_FORMS.get(request.POST.get("kind", ""))
     if form_class is None:
         raise Http404("No such pipeline job kind.")
-    form = form_class(request.POST)
+    form = form_class(request.POST, auto_id=_job_form_ids(form_class.kind))  # type: ignore[attr-defined]
     if form.is_valid():
         job = job_create(
             kind=form.kind,  # type: ignore[attr-defined]
