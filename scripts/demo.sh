@@ -16,19 +16,35 @@ if "$PY" manage.py help demo_setup >/dev/null 2>&1; then
 fi
 
 pids=()
+alive() {
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done
+  return 1
+}
+wait_a_little() {
+  for _ in $(seq 1 "$1"); do alive || return 0; sleep 0.5; done
+}
 cleanup() {
   trap - INT TERM EXIT
   echo
   echo "Stopping web server and worker..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # TERM lets the worker finish its task: fine for a short job, but a run would go on to its
+  # last step. After a few seconds the worker stops cold (SIGQUIT: its task's process ends,
+  # the run keeps its last checkpoint and resumes on the next start).
+  wait_a_little 10
+  for pid in "${pids[@]}"; do kill -QUIT "$pid" 2>/dev/null || true; done
+  wait_a_little 30
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
-# -B: this one worker also runs beat (periodic tasks: a run whose worker was lost is sent
-# again); a deployment runs beat on its own (docker/compose.yaml).
-"$BIN/celery" -A workers worker -Q gpu,judge,default --pool=solo --loglevel=INFO -B \
-  --without-gossip --without-mingle --hostname "demo@%h" &
+# One task at a time, each in a fresh child process (as a GPU worker runs): a cold stop ends
+# the child and leaves the worker's own state clean. -B: this worker also runs beat (a run
+# or job whose worker was lost is sent again); a deployment runs one beat of its own.
+"$BIN/celery" -A workers worker -Q gpu,judge,default --pool=prefork --concurrency=1 \
+  --max-tasks-per-child=1 --loglevel=INFO -B --without-gossip --without-mingle \
+  --hostname "demo@%h" &
 pids+=($!)
 "$PY" manage.py runserver --noreload "$HOST:$PORT" &
 pids+=($!)

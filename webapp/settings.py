@@ -192,6 +192,8 @@ CELERY_BEAT_SCHEDULE = (
         "recover-lost-work": {
             "task": "workers.tasks.system.recover_lost_work",
             "schedule": float(WRITING_RL_STALE_SWEEP_S),
+            # A sweep waiting behind a long task is stale once the next one is due.
+            "options": {"expires": float(WRITING_RL_STALE_SWEEP_S)},
         }
     }
     if WRITING_RL_STALE_SWEEP_S > 0
