@@ -25,8 +25,13 @@ class Command(BaseCommand):
             raise CommandError("run `manage.py demo_setup` first: the demo dataset is missing")
         active = Run.objects.filter(dataset=dataset, status__in=Run.ACTIVE).first()
         if active is not None:
+            note = ""
+            if active.status == Run.Status.RUNNING:
+                # Left running by an earlier demo that was stopped: the worker's beat sends it
+                # again once its heartbeat is stale, and it resumes from its last checkpoint.
+                note = " (an interrupted run resumes from its last checkpoint within minutes)"
             self.stdout.write(
-                f"Demo run {active.pk} is already {active.status}: /runs/{active.pk}/"
+                f"Demo run {active.pk} is already {active.status}: {run_url(active)}{note}"
             )
             return
         owner = get_user_model().objects.filter(username="researcher").first()
