@@ -3,8 +3,9 @@
 Gauges computed at scrape time from the database and the broker:
 
 * ``writing_rl_runs{status}`` — runs by status;
-* ``writing_rl_runs_worker_lost`` — running runs without a heartbeat for
-  ``WRITING_RL_RUN_STALE_S`` (beat sends them to a live worker; alert when it stays above 0);
+* ``writing_rl_runs_worker_lost``, ``writing_rl_jobs_worker_lost`` — running runs and
+  pipeline jobs without a heartbeat for ``WRITING_RL_RUN_STALE_S`` (beat sends them to a live
+  worker; alert when one stays above 0);
 * ``writing_rl_queue_depth{queue}`` — messages waiting per Celery queue (Redis ``LLEN`` of the
   queue's lists, priorities included; the filesystem transport: its message files);
 * ``writing_rl_judge_latency_seconds`` (a summary) and ``writing_rl_judge_error_ratio`` — over
@@ -31,7 +32,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from webapp.studio.models import Judgment, Run, StepMetric
+from webapp.studio.models import Judgment, PipelineJob, Run, StepMetric
 from workers.queues import QueueName
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -98,18 +99,19 @@ def runs_by_status() -> Family:
     return family
 
 
-def runs_worker_lost() -> Family:
-    family = Family(
-        "writing_rl_runs_worker_lost",
-        "Running runs whose worker sent no heartbeat for WRITING_RL_RUN_STALE_S.",
-    )
+def worker_lost() -> list[Family]:
+    """Running runs and pipeline jobs whose worker has been silent for the stale time."""
     stale = timezone.now() - timedelta(seconds=settings.WRITING_RL_RUN_STALE_S)
-    family.add(
-        Run.objects.filter(status=Run.Status.RUNNING)
-        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
-        .count()
-    )
-    return family
+    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    families = []
+    for name, model, what in (
+        ("writing_rl_runs_worker_lost", Run, "Running runs"),
+        ("writing_rl_jobs_worker_lost", PipelineJob, "Running pipeline jobs"),
+    ):
+        family = Family(name, f"{what} whose worker sent no heartbeat for WRITING_RL_RUN_STALE_S.")
+        family.add(model.objects.filter(silent, status="running").count())
+        families.append(family)
+    return families
 
 
 def queue_depths() -> dict[str, int]:
@@ -209,7 +211,7 @@ def collect() -> list[Family]:
     families: list[Family] = []
     errors = Family("writing_rl_scrape_error", "1 when a metrics source could not be read.")
     for source, build in (
-        ("runs", lambda: [runs_by_status(), runs_worker_lost()]),
+        ("runs", lambda: [runs_by_status(), *worker_lost()]),
         ("queues", _queue_family),
         ("judgments", lambda: judge_families(window)),
         ("steps", lambda: [steps_per_second(window)]),

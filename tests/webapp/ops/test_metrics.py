@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.webapp.ops.conftest import make_run
 from webapp.ops.metrics import Family, quantile, render
-from webapp.studio.models import Judgment, Run, StepMetric
+from webapp.studio.models import Judgment, PipelineJob, Run, StepMetric
 from workers import app
 from workers.queues import QueueName
 from workers.tasks.system import ping
@@ -74,7 +74,7 @@ def test_it_counts_runs_judgments_and_steps(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_it_counts_running_runs_whose_worker_was_lost(client: Client) -> None:
+def test_it_counts_running_runs_and_jobs_whose_worker_was_lost(client: Client) -> None:
     run = make_run(tiers=(2,)).run
     Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, heartbeat_at=timezone.now())
     Run.objects.create(
@@ -89,7 +89,18 @@ def test_it_counts_running_runs_whose_worker_was_lost(client: Client) -> None:
         status=Run.Status.SUCCEEDED,
         heartbeat_at=timezone.now() - timedelta(hours=1),
     )
-    assert scrape(client)[("writing_rl_runs_worker_lost", ())] == 1
+    PipelineJob.objects.create(
+        kind="score_references",
+        dataset=run.dataset,
+        status="running",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    PipelineJob.objects.create(
+        kind="order_tiers", dataset=run.dataset, status="running", heartbeat_at=timezone.now()
+    )
+    samples = scrape(client)
+    assert samples[("writing_rl_runs_worker_lost", ())] == 1
+    assert samples[("writing_rl_jobs_worker_lost", ())] == 1
 
 
 @pytest.mark.django_db
