@@ -305,9 +305,13 @@ class SelectionForm(forms.Form):
 # -- pipeline jobs ---------------------------------------------------------------------------
 
 
-def _env_name(value: str) -> str:
-    """A variable *name*; anything else may be a pasted key and is refused (not echoed)."""
+def _env_name(form: forms.Form, field: str) -> str:
+    """A variable *name*; anything else may be a pasted key: refused, and blanked in the bound
+    data so the page shown again does not echo it."""
+    value = form.cleaned_data.get(field) or ""
     if value and not _ENV_NAME.fullmatch(value):
+        form.data = form.data.copy()
+        form.data[form.add_prefix(field)] = ""
         raise forms.ValidationError(
             "Give the name of an environment variable (letters, digits, underscores), not the "
             "key itself."
@@ -338,7 +342,7 @@ class _EndpointFields(forms.Form):
     )
 
     def clean_scorer_api_key_env(self) -> str:
-        return _env_name(self.cleaned_data.get("scorer_api_key_env") or "")
+        return _env_name(self, "scorer_api_key_env")
 
     def scorer(self) -> dict[str, Any] | None:
         data = self.cleaned_data
@@ -405,7 +409,7 @@ class GenerateReferencesForm(forms.Form):
     )
 
     def clean_api_key_env(self) -> str:
-        return _env_name(self.cleaned_data.get("api_key_env") or "")
+        return _env_name(self, "api_key_env")
 
     def clean(self) -> dict[str, Any]:
         from rl_engine.writers import WriterSpec

@@ -37,6 +37,9 @@ class Heartbeat(threading.Thread):
                     self.beat()
                 except Exception:
                     log.exception("%s failed", self.name)
+                    # A broken connection is not reopened outside a request or task: drop it
+                    # so the next beat connects again.
+                    connection.close()
         finally:
             connection.close()
 

@@ -90,6 +90,7 @@ def test_a_pasted_key_is_refused_and_not_echoed(
     assert response.status_code == 400
     html = response.content.decode()
     assert "name of an environment variable" in html
+    assert "sk-live-abc123" not in html
     assert not PipelineJob.objects.exists()
 
 
