@@ -70,6 +70,20 @@ JUDGE_PREFIX = "judge_"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def _env_name(form: forms.Form, field: str) -> str:
+    """A variable *name*; anything else may be a pasted key: refused, and blanked in the bound
+    data so the page shown again does not echo it."""
+    value = form.cleaned_data.get(field) or ""
+    if value and not _ENV_NAME.fullmatch(value):
+        form.data = form.data.copy()
+        form.data[form.add_prefix(field)] = ""
+        raise forms.ValidationError(
+            "Give the name of an environment variable (letters, digits, underscores), not the "
+            "key itself; the value you typed was discarded."
+        )
+    return value
+
+
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """``int | None`` -> (int, True); ``int`` -> (int, False)."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
@@ -191,16 +205,7 @@ class RunForm(forms.Form):
         self.judge_help = judge_help
 
     def clean_judge_api_key_env(self) -> str:
-        """A variable *name*; something else may be a pasted key, which must not echo back."""
-        name = self.cleaned_data.get("judge_api_key_env") or ""
-        if name and not _ENV_NAME.fullmatch(name):
-            self.data = self.data.copy()
-            self.data[self.add_prefix("judge_api_key_env")] = ""
-            raise forms.ValidationError(
-                "Give the name of an environment variable (letters, digits, underscores), "
-                "not the key itself; the value you typed was discarded."
-            )
-        return name
+        return _env_name(self, "judge_api_key_env")
 
     def clean_selection(self) -> Selection | None:
         selection = self.cleaned_data.get("selection")
@@ -303,20 +308,6 @@ class SelectionForm(forms.Form):
 
 
 # -- pipeline jobs ---------------------------------------------------------------------------
-
-
-def _env_name(form: forms.Form, field: str) -> str:
-    """A variable *name*; anything else may be a pasted key: refused, and blanked in the bound
-    data so the page shown again does not echo it."""
-    value = form.cleaned_data.get(field) or ""
-    if value and not _ENV_NAME.fullmatch(value):
-        form.data = form.data.copy()
-        form.data[form.add_prefix(field)] = ""
-        raise forms.ValidationError(
-            "Give the name of an environment variable (letters, digits, underscores), not the "
-            "key itself."
-        )
-    return value
 
 
 class _EndpointFields(forms.Form):
