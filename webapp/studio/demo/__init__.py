@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 INSTRUCTIONS = Path(__file__).with_name("instructions.jsonl")
+# The small-scale ablation study's instructions (docs/research-validity.md): 48 for training and
+# 24 held out (split "eval"), varied tasks with explicit length targets of 30 to 150 words.
+ABLATION_INSTRUCTIONS = Path(__file__).with_name("ablation_instructions.jsonl")
 DATASET_NAME = "demo: short writing"
 RUN_NAME = "demo run"
 
