@@ -17,6 +17,8 @@ urlpatterns = [
     path("runs/new/", views.run_new, name="run_new"),
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/metrics.csv", views.run_metrics_csv, name="run_metrics_csv"),
+    path("runs/<int:pk>/metrics.json", views.run_metrics_json, name="run_metrics_json"),
     path("runs/<int:pk>/samples/", views.sample_list, name="sample_list"),
     path("runs/<int:pk>/samples/<int:instruction_pk>/", views.sample_detail, name="sample_detail"),
     path(

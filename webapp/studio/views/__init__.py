@@ -15,6 +15,7 @@ from webapp.studio.views.progression import (
     sample_list,
     sample_set_tier,
 )
+from webapp.studio.views.run_metrics import run_metrics_csv, run_metrics_json
 from webapp.studio.views.runs import dashboard, run_cancel, run_detail, run_list, run_new
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "run_cancel",
     "run_detail",
     "run_list",
+    "run_metrics_csv",
+    "run_metrics_json",
     "run_new",
     "sample_add_reference",
     "sample_detail",

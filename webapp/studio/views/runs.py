@@ -14,6 +14,7 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from webapp.studio import selectors
 from webapp.studio.forms import RunForm
+from webapp.studio.learning_signal import learning_signal, learning_signal_charts
 from webapp.studio.models import Run
 from webapp.studio.permissions import researcher_required
 from webapp.studio.services.runs import RunConfigError, run_create
@@ -106,7 +107,10 @@ def _charts_html(run: Run) -> SafeString:
     key = f"studio:run-charts:{run.pk}:{run.status}:{run.current_step}:{run.total_steps}"
     html = cache.get(key)
     if html is None:
-        html = render_to_string("studio/_run_charts.html", {"charts": selectors.run_charts(run)})
+        signal = learning_signal_charts(learning_signal(run))
+        html = render_to_string(
+            "studio/_run_charts.html", {"charts": selectors.run_charts(run), "signal": signal}
+        )
         cache.set(key, html, CHARTS_CACHE_S)
     # Rendered by the template engine above, so already escaped.
     return mark_safe(html)
