@@ -4,7 +4,8 @@ An item is a long context, a question and four choices A-D with one answer, tagg
 difficulty (easy/hard) and a context length class (short/medium/long). The prompt keeps the
 context within the model's window by cutting tokens out of its middle (the start and the end of
 a document carry the most signal), and records what was cut. The answer must be stated as
-"The correct answer is (X)"; anything else is invalid and scores as wrong.
+"The correct answer is (X)"; it is read exactly as LongBench v2's ``pred.py`` reads it (see
+:func:`extract_choice`), and anything it does not read is invalid and scores as wrong.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 
 __all__ = [
     "DIFFICULTIES",
+    "EXTRACTIONS",
+    "EXTRACTION_LABELS",
     "LENGTHS",
     "LongInputAccuracy",
     "LongInputItem",
@@ -239,29 +242,58 @@ def build_prompt(
     return LongInputPrompt(item.item_id, template.format(context=context, **fields), total, kept)
 
 
-_STRICT = [
+# LongBench v2's own scorer (THUDM/LongBench, ``pred.py``, ``extract_answer``): asterisks
+# removed, then the first "The correct answer is (X)", else the first "The correct answer is X";
+# case-sensitive, nothing else accepted. "is Absolutely (B)" reads as A there, and so it does here.
+_OFFICIAL = (
+    re.compile(r"The correct answer is \(([A-D])\)"),
+    re.compile(r"The correct answer is ([A-D])"),
+)
+# Our lenient variant: any case, an optional colon, the letter not the start of a word, and
+# the last statement wins. Not the official scorer; runs that use it say so.
+_LENIENT = (
     re.compile(r"the correct answer is\s*:?\s*\(([A-D])\)", re.I),
     re.compile(r"the correct answer is\s*:?\s*([A-D])(?![A-Za-z])", re.I),
-]
+)
+
+EXTRACTIONS = ("official", "lenient")
+EXTRACTION_LABELS = {
+    "official": "official extraction (LongBench v2 pred.py)",
+    "lenient": "lenient extraction (not the official scorer)",
+}
 
 
-def extract_choice(output: str | None) -> str | None:
-    """The letter in "The correct answer is (X)" (or "... is X"), else None (invalid).
+def extract_choice(output: str | None, extraction: str = "official") -> str | None:
+    """The chosen letter A-D, or None (invalid, scored as wrong).
 
-    Markdown emphasis is ignored; when the phrase appears more than once the last one counts
-    (models often restate the question's format before answering). No other guessing.
+    ``extraction="official"`` (the default) is LongBench v2's ``extract_answer``: after
+    removing ``*``, the first match of ``The correct answer is (X)``, else the first match of
+    ``The correct answer is X``, both case-sensitive. ``"lenient"`` is this project's variant:
+    case-insensitive, ``is: (X)`` accepted, a letter that starts a word ("Absolutely")
+    rejected, and the last statement counts. Scores from the two are not comparable.
 
     >>> extract_choice("Reasoning... The correct answer is (B).")
     'B'
     >>> extract_choice("**The correct answer is C**")
     'C'
-    >>> extract_choice("I think B") is None, extract_choice("The correct answer is (E)") is None
-    (True, True)
+    >>> extract_choice("The correct answer is (A). On reflection, the correct answer is (B).")
+    'A'
+    >>> lower = "the correct answer is (b)"
+    >>> extract_choice(lower), extract_choice(lower, "lenient")
+    (None, 'B')
     """
+    if extraction not in EXTRACTIONS:
+        raise ValueError(f"extraction must be one of {', '.join(EXTRACTIONS)}; got {extraction!r}")
     if not output:
         return None
     text = output.replace("*", "")
-    for pattern in _STRICT:
+    if extraction == "official":
+        for pattern in _OFFICIAL:
+            match = pattern.search(text)
+            if match:
+                return match.group(1)
+        return None
+    for pattern in _LENIENT:
         matches = pattern.findall(text)
         if matches:
             return str(matches[-1]).upper()

@@ -160,10 +160,14 @@ def length_quality_table(records: Sequence[LongWriteRecord]) -> list[BucketRow]:
 
 @dataclass(frozen=True)
 class WritingBenchSummary:
-    """WritingBench-style criteria scores aggregated.
+    """WritingBench criteria scores aggregated as WritingBench's own ``calculate_scores.py``
+    does (X-PLUG/WritingBench: ``read_scores_file`` and ``calculate_domain_scores``).
 
-    ``overall`` is the mean of every valid criterion score (1-10); ``overall_x10`` is what the
-    leaderboard shows. ``invalid`` counts criteria whose judgment failed (left out of means).
+    ``per_instruction`` is each query's mean criterion score (1-10); ``per_domain`` the mean of
+    its queries' means (not of their criterion scores: a query whose criteria partly failed
+    weighs as much as any other); ``overall`` pools every valid criterion score, as
+    WritingBench's "Overall" does; ``overall_x10`` is what the leaderboard shows. ``invalid``
+    counts criteria whose judgment failed (left out of every mean).
     """
 
     per_instruction: dict[str, float | None]
@@ -180,18 +184,18 @@ class WritingBenchSummary:
 def writingbench_summary(
     scores: Mapping[str, Sequence[int | None]], domains: Mapping[str, str] | None = None
 ) -> WritingBenchSummary:
-    """Aggregate criterion scores: ``scores`` maps an instruction id to its criteria's 1-10 scores.
+    """Aggregate criterion scores: ``scores`` maps a query id to its criteria's 1-10 scores.
 
-    None marks a failed judgment: it is counted in ``invalid`` and left out, never a zero. An
-    instruction with no valid score has a mean of None. ``domains`` (instruction id -> domain)
-    adds per-domain means over criterion scores.
+    None marks a failed judgment: it is counted in ``invalid`` and left out, never a zero. A
+    query with no valid score has a mean of None and no part in its domain's mean. ``domains``
+    (query id -> domain) adds per-domain means of per-query means.
 
-    >>> s = writingbench_summary({"q1": [8, 6, None], "q2": [10, 8]})
-    >>> s.per_instruction, s.overall, s.overall_x10, s.invalid
-    ({'q1': 7.0, 'q2': 9.0}, 8.0, 80.0, 1)
+    >>> s = writingbench_summary({"q1": [8, 6, None], "q2": [10, 8, 9, 9]}, {"q1": "A", "q2": "A"})
+    >>> s.per_instruction, s.per_domain, s.overall, s.invalid
+    ({'q1': 7.0, 'q2': 9.0}, {'A': 8.0}, 8.333333333333334, 1)
     """
     per_instruction: dict[str, float | None] = {}
-    domain_scores: dict[str, list[int]] = {}
+    domain_means: dict[str, list[float]] = {}
     every: list[int] = []
     invalid = 0
     for instruction_id, criteria in scores.items():
@@ -206,15 +210,17 @@ def writingbench_summary(
                     f"integer 1-10, got {score!r}"
                 )
             valid.append(score)
-        per_instruction[instruction_id] = sum(valid) / len(valid) if valid else None
+        mean = sum(valid) / len(valid) if valid else None
+        per_instruction[instruction_id] = mean
         every += valid
         if domains is not None:
             if instruction_id not in domains:
                 raise ValueError(f"instruction {instruction_id!r} has no domain")
-            domain_scores.setdefault(domains[instruction_id], []).extend(valid)
+            if mean is not None:
+                domain_means.setdefault(domains[instruction_id], []).append(mean)
     return WritingBenchSummary(
         per_instruction=per_instruction,
-        per_domain={d: sum(v) / len(v) for d, v in sorted(domain_scores.items()) if v},
+        per_domain={d: sum(v) / len(v) for d, v in sorted(domain_means.items())},
         overall=sum(every) / len(every) if every else None,
         invalid=invalid,
         scored=len(every),
@@ -253,7 +259,10 @@ class RubricPiece:
 
 @dataclass(frozen=True)
 class RubricSummary:
-    """Mean piece score (0-100) with a bootstrap 95% interval over prompts."""
+    """Mean piece score (0-100) with a bootstrap 95% interval over pieces.
+
+    ``per_prompt`` (the mean of each prompt's pieces) is for display; the score pools pieces.
+    """
 
     score: float
     low: float
@@ -268,19 +277,27 @@ def rubric_summary(
     bootstrap: int = 1000,
     seed: int = 0,
 ) -> RubricSummary:
-    """Creative-writing rubric score over prompts and iterations, with a 95% interval.
+    """Creative-writing rubric score over every judged piece, with a 95% interval.
 
-    Each prompt's score is the mean of its iterations' piece scores; the overall score is the
-    mean over prompts. The interval resamples prompts with replacement (``bootstrap`` times,
-    seeded) and takes the 2.5/97.5 percentiles, so it reflects prompt-to-prompt variation;
-    iterations of one prompt are not independent samples. ``bootstrap=0`` gives a zero-width
-    interval.
+    As EQ-Bench's Creative Writing Bench (``core/scoring.py``, ``compute_creative_scores``):
+    each piece's score is the mean of its criteria (faults inverted), and the benchmark score
+    is the mean over all pieces, every iteration of every prompt pooled; a prompt whose
+    iteration failed to be judged simply has fewer pieces. The interval resamples pieces with
+    replacement (``bootstrap`` times, seeded) and takes the 2.5/97.5 percentiles, as
+    ``bootstrap_benchmark_stability_creative`` resamples tasks. ``bootstrap=0`` gives a
+    zero-width interval.
+
+    >>> a = RubricPiece("p1", 1, {"Voice": 8})
+    >>> b = RubricPiece("p1", 2, {"Voice": 12})
+    >>> rubric_summary([a, b, RubricPiece("p2", 1, {"Voice": 16})], bootstrap=0).score
+    60.0
     """
     if not pieces:
         raise ValueError("no rubric pieces to summarise")
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0, got {bootstrap}")
     by_prompt: dict[str, list[float]] = {}
+    values: list[float] = []
     seen: set[tuple[str, int]] = set()
     for piece in pieces:
         key = (piece.prompt_id, piece.iteration)
@@ -294,13 +311,14 @@ def rubric_summary(
                 f"prompt {piece.prompt_id!r} iteration {piece.iteration}: {error}"
             ) from None
         by_prompt.setdefault(piece.prompt_id, []).append(value)
+        values.append(value)
     per_prompt = {prompt: sum(v) / len(v) for prompt, v in sorted(by_prompt.items())}
-    means = np.array(list(per_prompt.values()))
-    score = float(means.mean())
+    scores = np.array(values)
+    score = float(scores.mean())
     if bootstrap == 0:
         return RubricSummary(score, score, score, len(pieces), per_prompt)
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(means), size=(bootstrap, len(means)))
-    resampled = means[draws].mean(axis=1)
+    draws = rng.integers(0, len(scores), size=(bootstrap, len(scores)))
+    resampled = scores[draws].mean(axis=1)
     low, high = np.percentile(resampled, [2.5, 97.5])
     return RubricSummary(score, float(low), float(high), len(pieces), per_prompt)

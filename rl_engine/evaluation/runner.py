@@ -4,12 +4,14 @@ Five benchmark kinds (:data:`KINDS`):
 
 * ``writingbench``: each criterion of an item scored 1-10 by a pointwise scorer, one
   criterion at a time; item score = mean x 10; overall = mean of all criterion scores x 10;
+  per domain = mean of item scores (WritingBench's own aggregation);
 * ``longbench_write``: length score S_l from the required words, quality S_q from six 1-5
   dimensions graded by a rubric grader, S̄ = (S_l + S_q) / 2, a table per length bucket;
 * ``creative``: rubric criteria scored 0-20 (faults inverted), piece score 0-100, several
-  iterations per prompt and a bootstrap interval over prompts;
+  iterations per prompt pooled (EQ-Bench) with a bootstrap interval over pieces;
 * ``longbench_v2``: multiple choice over a long context cut from the middle to fit the
-  window; accuracy overall, by difficulty and by context length;
+  window; answers read as LongBench v2's ``pred.py`` reads them (or, labelled, leniently);
+  accuracy overall, by difficulty and by context length;
 * ``pairwise``: the system against a baseline response per item, judged in both orders
   (a flip is a tie), adjusted and length-controlled win rates.
 
@@ -36,6 +38,7 @@ from rl_engine.evaluation.grading import (
     creative_rubric,
 )
 from rl_engine.evaluation.longinput import (
+    EXTRACTIONS,
     LongInputItem,
     accuracy,
     build_prompt,
@@ -131,6 +134,8 @@ class EvalSettings:
     context_tokens: int = 2048
     bootstrap: int = 1000
     seed: int = 0
+    # longbench_v2: "official" reads answers as LongBench v2's pred.py; "lenient" is our variant.
+    extraction: str = "official"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -148,6 +153,11 @@ class EvalSettings:
             )
         if self.bootstrap < 0:
             raise ValueError(f"EvalSettings.bootstrap must be >= 0; got {self.bootstrap}")
+        if self.extraction not in EXTRACTIONS:
+            raise ValueError(
+                f"EvalSettings.extraction must be one of {', '.join(EXTRACTIONS)}; "
+                f"got {self.extraction!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -411,7 +421,6 @@ async def _judge_writingbench(
         "overall_1_10": summary.overall,
         "criteria_scored": summary.scored,
         "criteria_invalid": summary.invalid,
-        "per_domain": {d: v * 10.0 for d, v in summary.per_domain.items()},
     }
 
 
@@ -525,13 +534,13 @@ async def _judge_creative(
 
 
 def _judge_longbench_v2(
-    pairs: Sequence[tuple[EvalItem, Generated]],
+    pairs: Sequence[tuple[EvalItem, Generated]], extraction: str
 ) -> tuple[list[ItemResult], dict[str, Any]]:
     predictions: dict[str, str | None] = {}
     results = []
     for item, generated in pairs:
         assert item.long_input is not None
-        choice = extract_choice(generated.response)
+        choice = extract_choice(generated.response, extraction)
         predictions[item.long_input.item_id] = choice
         correct = choice == item.long_input.answer
         results.append(
@@ -562,6 +571,7 @@ def _judge_longbench_v2(
         "by_difficulty": rates(table.by_difficulty),
         "by_length": rates(table.by_length),
         "truncated": sum(1 for _i, g in pairs if g.truncated_tokens > 0),
+        "extraction": extraction,
     }
 
 
@@ -669,7 +679,7 @@ async def judge_responses(
     elif kind == "creative":
         results, aggregates = await _judge_creative(pairs, evaluators, settings, tracker)
     elif kind == "longbench_v2":
-        results, aggregates = _judge_longbench_v2(pairs)
+        results, aggregates = _judge_longbench_v2(pairs, settings.extraction)
     else:
         results, aggregates = await _judge_pairwise(pairs, evaluators, tracker)
     if tracker.total == 0 and progress is not None:

@@ -1,5 +1,8 @@
 """Ratings and agreement: Bradley-Terry on the Elo scale, Cohen's and Fleiss' kappa.
 
+Fleiss' kappa follows irrCAC (``irrCAC/raw.py``, ``CAC.fleiss``) for items with unequal
+numbers of ratings; see :func:`fleiss_kappa`.
+
 Bradley-Terry: P(i beats j) = 1 / (1 + exp(-(theta_i - theta_j))). We fit theta by maximum
 likelihood with damped Newton steps (a handful of iterations for tens of systems), count a tie
 as half a win for each side (Chatbot Arena's convention), and show ``1000 + 400/ln 10 * theta``
@@ -271,7 +274,8 @@ def fleiss_kappa(
     *,
     table: bool | None = None,
 ) -> float:
-    """Fleiss' kappa for several raters.
+    """Fleiss' kappa for several raters, as irrCAC's ``CAC.fleiss`` computes it (Gwet's
+    generalisation to items with different numbers of ratings).
 
     ``ratings`` is either a count table (``table=True``: one row per item, one column per
     category, cells the number of raters who chose it) or, per item, the list of labels given
@@ -279,8 +283,20 @@ def fleiss_kappa(
     integers are read as label lists; all-integer input is ambiguous (a count table, or labels
     1-5?) and must say which it is.
 
-    Items may have different numbers of ratings (the per-item agreement uses each item's own
-    count); items with fewer than two ratings are skipped. NaN when chance agreement is 1.
+    With ``r_i`` ratings of item i and ``n_ik`` of them in category k:
+
+    * observed agreement ``p_a`` = mean, over items with ``r_i >= 2``, of
+      ``sum_k n_ik (n_ik - 1) / (r_i (r_i - 1))``;
+    * category shares ``pi_k`` = mean, over every item with a rating, of ``n_ik / r_i`` (each
+      item weighs the same, however many ratings it has);
+    * chance agreement ``p_e = sum_k pi_k^2``; kappa = ``(p_a - p_e) / (1 - p_e)``.
+
+    With equal rating counts this is the textbook Fleiss' kappa. Items without ratings are
+    dropped; if no item has two ratings there is nothing to agree on (ValueError). NaN when
+    chance agreement is 1.
+
+    >>> round(fleiss_kappa([["A", "A", "A", "B"], ["A", "B"], ["B", "B", "B"]]), 6)  # -1/35
+    -0.028571
     """
     rows = [list(row) for row in ratings]
     as_table = table
@@ -308,16 +324,22 @@ def fleiss_kappa(
     if counts.size == 0:
         raise ValueError("no ratings to compute Fleiss' kappa from")
     per_item = counts.sum(axis=1)
-    counts = counts[per_item >= 2]
-    per_item = per_item[per_item >= 2]
-    if len(counts) == 0:
+    rated = per_item >= 1
+    counts, per_item = counts[rated], per_item[rated]
+    paired = per_item >= 2
+    if not paired.any():
         raise ValueError("no item has two or more ratings")
-    agreement = ((counts * (counts - 1)).sum(axis=1) / (per_item * (per_item - 1))).mean()
-    shares = counts.sum(axis=0) / counts.sum()
+    agreement = float(
+        (
+            (counts[paired] * (counts[paired] - 1)).sum(axis=1)
+            / (per_item[paired] * (per_item[paired] - 1))
+        ).mean()
+    )
+    shares = (counts / per_item[:, None]).mean(axis=0)
     chance = float((shares**2).sum())
-    if chance == 1.0:
+    if chance >= 1.0 - 1e-15:
         return math.nan
-    return float((agreement - chance) / (1.0 - chance))
+    return (agreement - chance) / (1.0 - chance)
 
 
 def ratings_table(ratings: Mapping[str, Rating]) -> list[Rating]:

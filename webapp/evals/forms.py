@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from rl_engine.evaluation.longinput import EXTRACTION_LABELS, EXTRACTIONS
 from rl_engine.evaluation.runner import EvalSettings
 from rl_engine.training import TrainConfig
 from webapp.evals.ablations import CURRICULA, REWARDS, SELECTIONS
@@ -89,6 +90,14 @@ class EvalRunForm(JudgeFields):
         initial=_DEFAULTS.context_tokens,
         help_text="Long input: the model's window; contexts are cut from the middle to fit.",
     )
+    extraction = forms.ChoiceField(
+        choices=[(e, EXTRACTION_LABELS[e]) for e in EXTRACTIONS],
+        initial="official",
+        required=False,
+        label="Answer extraction",
+        help_text="Long input: the official extraction reproduces LongBench v2's pred.py; the "
+        "lenient one is this project's variant and is labelled wherever its scores appear.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,6 +127,7 @@ class EvalRunForm(JudgeFields):
                 "temperature": data["temperature"],
                 "iterations": data["iterations"],
                 "context_tokens": data["context_tokens"],
+                "extraction": data.get("extraction") or "official",
             },
             "judge": self.judge_spec(),
         }

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings as django_settings
 from django.db import models
 
+from rl_engine.evaluation.longinput import EXTRACTION_LABELS
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Run, Selection
 
 
@@ -146,6 +147,27 @@ class EvalRun(models.Model):
     def score(self) -> float | None:
         value = (self.aggregates or {}).get("score")
         return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def items_judged(self) -> int | None:
+        """How many responses the aggregates cover (None until judging has finished)."""
+        value = (self.aggregates or {}).get("items")
+        return value if isinstance(value, int) else None
+
+    @property
+    def items_with_errors(self) -> int:
+        value = (self.aggregates or {}).get("errors")
+        return value if isinstance(value, int) else 0
+
+    @property
+    def scoring_variant(self) -> str:
+        """A label when the scores come from a deliberately non-official scoring variant (shown
+        beside every number of this evaluation), else ""."""
+        if self.benchmark == Benchmark.LONGBENCH_V2:
+            extraction = (self.settings or {}).get("extraction", "official")
+            if extraction != "official":
+                return EXTRACTION_LABELS.get(extraction, f"{extraction} extraction")
+        return ""
 
     @property
     def system_label(self) -> str:

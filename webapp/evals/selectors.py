@@ -84,15 +84,28 @@ class ComparisonTable:
     extra_columns: list[str] = field(default_factory=list)
 
     def csv_rows(self) -> list[list[str]]:
+        """The table as CSV rows; a "scoring variants" column names any cell scored with a
+        deliberately non-official variant (it is there only when some cell is)."""
         head = ["system", *self.extra_columns, *(label for _key, label in self.columns)]
         body = []
+        noted = False
         for row in self.rows:
             values = []
-            for key, _label in self.columns:
+            variants = []
+            for key, label in self.columns:
                 value = row.cells.get(key)
                 values.append("" if value is None else f"{value:.4f}")
-            body.append([row.label, *(row.extra.get(c, "") for c in self.extra_columns), *values])
-        return [head, *body]
+                run = row.runs.get(key)
+                if run is not None and run.scoring_variant:
+                    variants.append(f"{label}: {run.scoring_variant}")
+            noted = noted or bool(variants)
+            body.append(
+                [row.label, *(row.extra.get(c, "") for c in self.extra_columns), *values,
+                 "; ".join(variants)]
+            )  # fmt: skip
+        if noted:
+            return [[*head, "scoring variants"], *body]
+        return [head, *(line[:-1] for line in body)]
 
 
 def _fill(row: ComparisonRow, eval_run: EvalRun) -> None:
@@ -214,7 +227,7 @@ def domain_scores(eval_runs: Iterable[EvalRun]) -> tuple[list[str], dict[str, di
 
 RESULT_COLUMNS = (
     "eval_run", "benchmark", "system", "item_id", "iteration", "domain", "required_words",
-    "produced_words", "score", "error", "details", "response",
+    "produced_words", "score", "scoring_variant", "error", "details", "response",
 )  # fmt: skip
 
 
@@ -227,6 +240,7 @@ def result_csv_rows(eval_run: EvalRun) -> Iterable[list[Any]]:
         yield [
             eval_run.pk, eval_run.benchmark, eval_run.system_label, row.item_id, row.iteration,
             row.domain, row.required_words if row.required_words is not None else "",
-            row.produced_words, "" if row.score is None else f"{row.score:.4f}", row.error,
-            json.dumps(row.details, ensure_ascii=False), row.response,
+            row.produced_words, "" if row.score is None else f"{row.score:.4f}",
+            eval_run.scoring_variant, row.error, json.dumps(row.details, ensure_ascii=False),
+            row.response,
         ]  # fmt: skip

@@ -157,8 +157,8 @@ def test_it_refuses_a_window_smaller_than_the_question() -> None:
         (None, None),
     ],
 )
-def test_it_extracts_only_a_stated_choice(output, letter) -> None:
-    assert extract_choice(output) == letter
+def test_the_lenient_extraction_reads_only_a_stated_choice(output, letter) -> None:
+    assert extract_choice(output, "lenient") == letter
 
 
 def test_it_counts_accuracy_overall_and_by_class() -> None:

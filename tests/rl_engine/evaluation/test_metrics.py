@@ -145,12 +145,14 @@ def test_it_summarises_rubric_iterations_with_a_seeded_bootstrap() -> None:
     ]
     summary = rubric_summary(pieces, negative={"Cliche"}, bootstrap=500, seed=1)
     assert summary.per_prompt == {"p1": 60.0, "p2": 90.0, "p3": 30.0}
-    assert summary.score == pytest.approx(60.0)
-    assert 30.0 <= summary.low < summary.score < summary.high <= 90.0
+    # EQ-Bench pools pieces: (50 + 70 + 100 + 80 + 30) / 5 = 66 (not the mean of prompts, 60).
+    assert summary.score == pytest.approx(66.0)
+    assert 30.0 <= summary.low < summary.score < summary.high <= 100.0
     again = rubric_summary(pieces, negative={"Cliche"}, bootstrap=500, seed=1)
     assert (again.low, again.high) == (summary.low, summary.high)
-    flat = rubric_summary(pieces[:2], bootstrap=200)
-    assert (flat.low, flat.score, flat.high) == (60.0, 60.0, 60.0)  # one prompt: no spread
+    same = [RubricPiece("p1", 0, {"Voice": 12}), RubricPiece("p2", 0, {"Voice": 12})]
+    flat = rubric_summary(same, bootstrap=200)
+    assert (flat.low, flat.score, flat.high) == (60.0, 60.0, 60.0)  # equal pieces: no spread
     with pytest.raises(ValueError, match="prompt 'p1' iteration 0 given twice"):
         rubric_summary([pieces[0], pieces[0]])
     with pytest.raises(ValueError, match="prompt 'p9' iteration 0: criterion 'Voice' must be"):

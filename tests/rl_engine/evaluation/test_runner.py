@@ -87,7 +87,9 @@ def test_it_scores_writingbench_criteria_one_at_a_time_and_skips_failed_ones() -
     assert results[0].details["criteria"][2]["error"]
     assert aggregates["score"] == pytest.approx(70.0)  # (8+6+4+10)/4 x10
     assert aggregates["criteria_invalid"] == 1
-    assert aggregates["per_domain"] == {"Academic": 70.0, "Business": 70.0}
+    # One per-domain number: the mean of the domain's item scores (WritingBench's own).
+    assert aggregates["domain_scores"] == {"Academic": 70.0, "Business": 70.0}
+    assert "per_domain" not in aggregates
 
 
 def test_it_scores_writingbench_with_the_heuristic_grader_as_scorer() -> None:
@@ -246,6 +248,33 @@ def test_it_answers_long_input_questions_truncating_the_context_from_the_middle(
     assert aggregates["invalid"] == 1 and aggregates["truncated"] == 3
     assert aggregates["by_difficulty"] == {"easy": 100.0, "hard": 0.0}
     assert aggregates["by_length"] == {"long": 0.0, "short": 100.0}
+    assert aggregates["extraction"] == "official"
+
+
+def test_the_lenient_extraction_is_an_explicit_setting_recorded_with_the_scores() -> None:
+    responses = ["the correct answer is (a)", "The correct answer is (A)"]
+    items = [
+        EvalItem(
+            f"m{i}", "", response=text,
+            long_input=LongInputItem(
+                f"m{i}", "A short context.", "Which?", ("a", "b", "c", "d"),
+                answer="A", difficulty="easy", length="short",
+            ),
+        )
+        for i, text in enumerate(responses)
+    ]  # fmt: skip
+    scores = {}
+    for extraction in ("official", "lenient"):
+        settings = EvalSettings("longbench_v2", extraction=extraction)
+        _results, aggregates = judge_responses_sync(
+            items, generate_responses(items, settings, None), settings, Evaluators()
+        )
+        assert aggregates["extraction"] == extraction
+        scores[extraction] = aggregates["score"]
+    # pred.py is case-sensitive: the lowercase statement is invalid there.
+    assert scores == {"official": 50.0, "lenient": 100.0}
+    with pytest.raises(ValueError, match="extraction must be one of official, lenient"):
+        EvalSettings("longbench_v2", extraction="fuzzy")
 
 
 # -- pairwise -----------------------------------------------------------------------------------

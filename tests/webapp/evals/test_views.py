@@ -159,3 +159,42 @@ def test_the_detail_page_explains_each_benchmarks_aggregates(
     eval_run = make_succeeded_eval(benchmark, aggregates)
     html = staff_client.get(f"/evals/{eval_run.pk}/").content.decode()
     assert text in html
+
+
+def test_a_queued_evaluation_shows_no_item_count(staff_client: Client) -> None:
+    eval_run = EvalRun.objects.create(
+        name="waiting", benchmark="writingbench", system_kind="base_model", status="queued"
+    )
+    html = staff_client.get(f"/evals/{eval_run.pk}/").content.decode()
+    assert "dict_items" not in html and "items judged" not in html
+    EvalRun.objects.filter(pk=eval_run.pk).update(aggregates={"items": 4, "errors": 1})
+    html = staff_client.get(f"/evals/{eval_run.pk}/").content.decode()
+    assert "4 · 1 with errors" in html
+
+
+def test_the_lenient_extraction_is_labelled_on_every_page_and_export(
+    staff_client: Client,
+) -> None:
+    aggregates = {"score": 75.0, "correct": 3, "total": 4, "invalid": 0, "truncated": 0,
+                  "by_difficulty": {}, "by_length": {}, "extraction": "lenient"}  # fmt: skip
+    lenient = make_succeeded_eval(
+        "longbench_v2", aggregates, settings={"extraction": "lenient"}, name="lenient run"
+    )
+    official = make_succeeded_eval(
+        "longbench_v2",
+        {**aggregates, "extraction": "official"},
+        base_model="other",
+        settings={"extraction": "official"},
+    )
+    add_results(lenient, [(None, 5, 100.0, "")])
+    label = "lenient extraction (not the official scorer)"
+    assert label in staff_client.get(f"/evals/{lenient.pk}/").content.decode()
+    assert label not in staff_client.get(f"/evals/{official.pk}/").content.decode()
+    assert label in staff_client.get("/evals/").content.decode()
+    ids = f"{lenient.pk},{official.pk}"
+    html = staff_client.get(f"/evals/compare/?runs={ids}").content.decode()
+    assert f'<span class="badge variant">{label}</span></td>' in html  # on the lenient cell
+    table = b"".join(staff_client.get(f"/evals/compare.csv?runs={ids}").streaming_content)
+    assert label in table.decode() and table.decode().count(label) == 1
+    items = b"".join(staff_client.get(f"/evals/{lenient.pk}/results.csv").streaming_content)
+    assert label in items.decode()
