@@ -29,6 +29,7 @@ __all__ = [
     "Battle",
     "Rating",
     "agreement_rate",
+    "bootstrap_ratio",
     "bradley_terry",
     "cohen_kappa",
     "fleiss_kappa",
@@ -340,6 +341,52 @@ def fleiss_kappa(
     if chance >= 1.0 - 1e-15:
         return math.nan
     return (agreement - chance) / (1.0 - chance)
+
+
+def bootstrap_ratio(
+    parts: Sequence[tuple[Sequence[float], Sequence[float]]],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float | None, float | None, float | None]:
+    """A score that is the mean of ratios of sums, with a percentile bootstrap interval.
+
+    Each part is ``(numerators, denominators)``, one entry per item; the score is the mean over
+    parts of ``sum(numerators) / sum(denominators)``. A plain mean of item scores is one part
+    with denominators 1 (an item without a score has 0 / 0); WritingBench's pooled criteria are
+    one part (sum of an item's criterion scores, its number of criteria); LongBench-Write's S̄
+    is two parts (S_l and S_q). Items are resampled with replacement ``resamples`` times
+    (seeded), all parts together; replicates where a part has no denominator are dropped.
+    Returns (score, low, high); (None, None, None) when some part has nothing to average.
+
+    >>> bootstrap_ratio([([1.0, 0.0, 1.0, 1.0], [1, 1, 1, 1])], resamples=0)
+    (0.75, 0.75, 0.75)
+    """
+    if not parts:
+        raise ValueError("bootstrap_ratio needs at least one (numerators, denominators) part")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    arrays = [(np.asarray(a, dtype=float), np.asarray(b, dtype=float)) for a, b in parts]
+    size = len(arrays[0][0])
+    if any(len(a) != size or len(b) != size for a, b in arrays):
+        raise ValueError("every part needs one numerator and one denominator per item")
+    if any(b.sum() <= 0 for _a, b in arrays):
+        return None, None, None
+    score = float(np.mean([a.sum() / b.sum() for a, b in arrays]))
+    if resamples <= 0 or size < 2:
+        return score, score, score
+    draws = np.random.default_rng(seed).integers(0, size, size=(resamples, size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = np.mean(
+            [a[draws].sum(axis=1) / b[draws].sum(axis=1) for a, b in arrays], axis=0
+        )
+    replicates = replicates[np.isfinite(replicates)]
+    if len(replicates) == 0:
+        return score, score, score
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(replicates, [tail, 100.0 - tail])
+    return score, float(low), float(high)
 
 
 def ratings_table(ratings: Mapping[str, Rating]) -> list[Rating]:

@@ -46,7 +46,8 @@ class Progress:
 
     @property
     def percent(self) -> int:
-        return 100 if self.target == 0 else min(100, round(100 * self.done / self.target))
+        """How full the bar is; nothing to do (0 / 0) is an empty bar, not a finished one."""
+        return 0 if self.target == 0 else min(100, round(100 * self.done / self.target))
 
 
 def campaign_progress(campaign: Campaign) -> Progress:

@@ -161,7 +161,8 @@ def _compared_runs(request: HttpRequest) -> list[EvalRun]:
 @researcher_required
 def compare(request: HttpRequest) -> HttpResponse:
     eval_runs = _compared_runs(request)
-    table = selectors.comparison_table(eval_runs)
+    same_items = request.GET.get("same_items") == "1"
+    table = selectors.comparison_table(eval_runs, same_items=same_items)
     present = [b for b, _label in Benchmark.choices if any(r.benchmark == b for r in eval_runs)]
     benchmark = request.GET.get("benchmark", "")
     if benchmark not in present:
@@ -198,13 +199,31 @@ def compare(request: HttpRequest) -> HttpResponse:
         "benchmarks": [(b, Benchmark(b).label) for b in present],
         "figures": figures,
         "ids": ",".join(str(r.pk) for r in eval_runs),
+        "same_items_url": _with_query(request, same_items="1"),
+        "all_items_url": _with_query(request, same_items=None),
+        "csv_query": _with_query(request, benchmark=None).lstrip("?"),
     }
     return render(request, "evals/compare.html", context)
 
 
+def _with_query(request: HttpRequest, **changes: str | None) -> str:
+    """The current query string with ``changes`` applied (None removes a parameter)."""
+    query = request.GET.copy()
+    if "runs" not in query:
+        query["runs"] = ",".join(str(r.pk) for r in _compared_runs(request))
+    for name, value in changes.items():
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = value
+    return "?" + query.urlencode()
+
+
 @researcher_required
 def compare_csv(request: HttpRequest) -> StreamingHttpResponse:
-    table = selectors.comparison_table(_compared_runs(request))
+    table = selectors.comparison_table(
+        _compared_runs(request), same_items=request.GET.get("same_items") == "1"
+    )
     return _csv_response(table.csv_rows(), "evaluation-comparison.csv")
 
 

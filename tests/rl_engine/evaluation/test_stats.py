@@ -167,3 +167,20 @@ def test_it_asks_whether_integer_ratings_are_a_table_or_labels() -> None:
     assert fleiss_kappa([[1, 1, 1], [5, 5, 5]], table=False) == 1.0
     with pytest.raises(ValueError, match="non-negative counts"):
         fleiss_kappa([[1, -1], [2, 0]], table=True)
+
+
+def test_bootstrap_ratio_pools_ratios_of_sums_and_brackets_the_score() -> None:
+    from rl_engine.evaluation.stats import bootstrap_ratio
+
+    # WritingBench pooled criteria: items with (8 + 6) and (10) -> 24 / 3 = 8.
+    assert bootstrap_ratio([([14.0, 10.0], [2.0, 1.0])], resamples=0) == (8.0, 8.0, 8.0)
+    # S̄-like: two parts, S_l mean 50 and S_q mean 70 (the second item has no S_q).
+    score, _low, _high = bootstrap_ratio([([40.0, 60.0], [1, 1]), ([70.0, 0.0], [1, 0])])
+    assert score == pytest.approx(60.0)
+    values = [100.0] * 30 + [0.0] * 10
+    score, low, high = bootstrap_ratio([(values, [1] * 40)], resamples=2000, seed=3)
+    assert score == 75.0 and 60.0 < low < 75.0 < high < 90.0
+    assert bootstrap_ratio([(values, [1] * 40)], resamples=2000, seed=3) == (score, low, high)
+    assert bootstrap_ratio([([0.0], [0.0])]) == (None, None, None)
+    with pytest.raises(ValueError, match="one numerator and one denominator per item"):
+        bootstrap_ratio([([1.0, 2.0], [1.0])])

@@ -233,3 +233,14 @@ def test_it_leases_one_item_when_one_annotator_asks_twice_at_once() -> None:
         assert not [r for r in results if isinstance(r, Exception)], results
         assert len({r.pk for r in results}) == 1  # type: ignore[union-attr]
         assert Assignment.objects.filter(annotator=users[0]).count() == 1
+
+
+def test_a_campaign_with_nothing_to_do_shows_an_empty_bar() -> None:
+    from webapp.annotation.selectors import Progress
+
+    assert Progress(0, 0).percent == 0  # 0 / 0 is not "finished"
+    assert (Progress(3, 6).percent, Progress(6, 6).percent, Progress(9, 6).percent) == (
+        50,
+        100,
+        100,
+    )

@@ -82,12 +82,15 @@ def test_it_exports_the_comparison_as_csv(
     response = staff_client.get(f"/evals/compare.csv?runs={ids}")
     assert response["Content-Type"].startswith("text/csv")
     rows = read_csv(response)
-    assert rows[0] == ["system", "WritingBench", "LongBench-Write S_l", "S_q", "S̄",
-                       "Win rate %", "LC win rate %"]  # fmt: skip
+    assert rows[0][:7] == ["system", "WritingBench", "LongBench-Write S_l", "S_q", "S̄",
+                           "Win rate %", "LC win rate %"]  # fmt: skip
+    # Then, per column, the interval, N, dataset and split of each cell.
+    assert rows[0][7:12] == ["WritingBench low", "WritingBench high", "WritingBench N",
+                             "WritingBench dataset", "WritingBench split"]  # fmt: skip
     by_system = {row[0]: row[1:] for row in rows[1:]}
     step20 = next(v for k, v in by_system.items() if k.endswith("step 20"))
-    assert step20 == ["80.0000", "60.0000", "70.0000", "65.0000", "75.0000", "60.0000"]
-    assert by_system["smollm2"] == ["65.0000", "", "", "", "", ""]
+    assert step20[:6] == ["80.0000", "60.0000", "70.0000", "65.0000", "75.0000", "60.0000"]
+    assert by_system["smollm2"][:6] == ["65.0000", "", "", "", "", ""]
 
 
 def test_it_exports_item_results_as_csv(staff_client: Client) -> None:
@@ -108,3 +111,41 @@ def test_the_default_comparison_takes_the_latest_succeeded_evaluations(
     html = staff_client.get("/evals/compare/").content.decode()
     assert "running" not in html
     assert ">65.0</a>" in html
+
+
+def test_it_shows_n_and_intervals_and_flags_different_items(staff_client: Client) -> None:
+    dataset = make_dataset("held-out")
+    wide = make_succeeded_eval(
+        "longbench_v2", {"score": 75.0, "items": 4}, base_model="wide", dataset=dataset,
+        split="eval",
+    )  # fmt: skip
+    add_results(wide, [(None, 5, s, "") for s in (100.0, 0.0, 100.0, 100.0)])  # items 0-3
+    narrow = make_succeeded_eval(
+        "longbench_v2", {"score": 200 / 3, "items": 3}, base_model="narrow", dataset=dataset,
+        split="eval",
+    )  # fmt: skip
+    add_results(narrow, [(None, 5, s, "") for s in (100.0, 100.0, 0.0)])  # items 0-2
+    ids = f"{wide.pk},{narrow.pk}"
+    html = staff_client.get(f"/evals/compare/?runs={ids}").content.decode()
+    assert 'data-testid="different-items"' in html
+    assert "N=4 · held-out · eval" in html and "N=3 · held-out · eval" in html
+    assert '>75.0</a> <span class="muted interval">[' in html
+    rows = read_csv(staff_client.get(f"/evals/compare.csv?runs={ids}"))
+    head = rows[0]
+    by_system = {row[0]: dict(zip(head, row, strict=True)) for row in rows[1:]}
+    assert by_system["wide"]["LongBench v2 acc % N"] == "4"
+    assert by_system["wide"]["LongBench v2 acc % dataset"] == "held-out"
+    assert by_system["wide"]["LongBench v2 acc % split"] == "eval"
+    low = float(by_system["wide"]["LongBench v2 acc % low"])
+    high = float(by_system["wide"]["LongBench v2 acc % high"])
+    assert 0.0 <= low < 75.0 < high <= 100.0
+    assert by_system["wide"]["same items only"] == "no"
+    # Same items only: the wide system is rescored on items 0-2, (100 + 0 + 100) / 3.
+    html = staff_client.get(f"/evals/compare/?runs={ids}&same_items=1").content.decode()
+    assert "Showing only the items every system has" in html
+    assert "N=3 · held-out · eval" in html and "N=4" not in html
+    rows = read_csv(staff_client.get(f"/evals/compare.csv?runs={ids}&same_items=1"))
+    by_system = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert float(by_system["wide"]["LongBench v2 acc %"]) == pytest.approx(200 / 3)
+    assert by_system["wide"]["LongBench v2 acc % N"] == "3"
+    assert by_system["wide"]["same items only"] == "yes"
