@@ -59,6 +59,7 @@ def seed(annotators: int, items: int) -> tuple[int, list[tuple[str, str]]]:
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
+    from django.middleware.csrf import CSRF_SESSION_KEY
 
     from webapp.annotation import services
     from webapp.studio.models import Dataset, Instruction, Reference
@@ -99,9 +100,12 @@ def seed(annotators: int, items: int) -> tuple[int, list[tuple[str, str]]]:
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        # The CSRF secret lives in the session (CSRF_USE_SESSIONS); Django accepts the bare
+        # 32-character secret as the header token.
+        csrf_secret = secrets.token_hex(16)
+        session[CSRF_SESSION_KEY] = csrf_secret
         session.create()
-        # Django accepts the bare 32-character CSRF secret as the header token.
-        sessions.append((session.session_key, secrets.token_hex(16)))
+        sessions.append((session.session_key, csrf_secret))
     return campaign.pk, sessions
 
 
@@ -216,8 +220,9 @@ class Annotator(threading.Thread):
 
     def run(self) -> None:
         connection = self._connection()
+        # A lease is taken by a POST (a GET of the work page only shows its Start button).
         connection.request(
-            "GET", f"/annotate/campaigns/{self.campaign_id}/work/", headers=self._headers()
+            "POST", f"/annotate/campaigns/{self.campaign_id}/work/", headers=self._headers()
         )
         response = connection.getresponse()
         response.read()

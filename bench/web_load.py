@@ -608,13 +608,14 @@ def main() -> None:
     from django.core.management import call_command
 
     from webapp.studio.models import Dataset, Run, Selection
+    from webapp.studio.roles import grant_researcher
 
     timings: dict[str, float] = {}
     if not args.reuse:
         started = time.perf_counter()
         call_command("migrate", verbosity=0)
         timings["migrate"] = time.perf_counter() - started
-        user = User.objects.create_user("bench", password="bench-pw-1", is_staff=True)
+        user = grant_researcher(User.objects.create_user("bench", password="bench-pw-1"))
         copier, ids = Copier(), Ids()
         started = time.perf_counter()
         small_ds, small_ids = seed_dataset(

@@ -9,9 +9,11 @@ file and Celery's filesystem transport, both under ``var/``. Deployments set
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WRITING_RL_VAR_DIR", BASE_DIR / "var")).resolve()
@@ -34,7 +36,8 @@ def env_list(name: str, default: str) -> list[str]:
 # The fallback key is for local development only; settings_production refuses to start
 # without SECRET_KEY.
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: a debug page shows settings and every route. scripts/demo.sh does not set it.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -47,6 +50,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "csp",
+    "axes",
     "webapp.studio",
     "webapp.annotation",
     "webapp.evals",
@@ -62,8 +67,33 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# -- Browser security ------------------------------------------------------------------------
+
+# Content-Security-Policy: scripts and styles only from our own static files (htmx included; no
+# inline script, style element or style attribute), no framing, forms post only to us.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# The CSRF token lives in the session, not in a cookie of its own (htmx sends it from the page).
+CSRF_USE_SESSIONS = True
+X_FRAME_OPTIONS = "DENY"
 
 ROOT_URLCONF = "webapp.urls"
 WSGI_APPLICATION = "webapp.wsgi.application"
@@ -102,10 +132,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- Auth ----------------------------------------------------------------------------------
 
+# Django's full set, for every password a person or a command sets.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after WRITING_RL_LOGIN_FAILURE_LIMIT failed logins for one
+# user name from one address, that pair is locked out for WRITING_RL_LOGIN_COOLOFF_MIN minutes
+# (HTTP 429). The address is REMOTE_ADDR: a forwarded-for header is not trusted.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("WRITING_RL_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("WRITING_RL_LOGIN_COOLOFF_MIN", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_CLIENT_IP_CALLABLE = "webapp.ops.security.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -126,6 +177,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Without DEBUG (the default), whitenoise serves the app's static files straight from their
+# folders, so the demo needs no collectstatic; production collects them (settings_production).
+WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = VAR_DIR / "media"
 # Uploaded datasets larger than this are refused with a message naming the limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -202,14 +256,47 @@ CELERY_BEAT_SCHEDULE = (
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Token that protects the internal API used by the verl reward hook (empty = API disabled).
 WRITING_RL_INTERNAL_API_TOKEN = os.environ.get("WRITING_RL_INTERNAL_API_TOKEN", "")
+# Where a run's policy may come from: a registered name, or a checkpoint directory under one of
+# these roots (plus the runs directory, whose checkpoints later runs start from).
+WRITING_RL_MODEL_ROOTS = [
+    Path(p).resolve() for p in env_list("WRITING_RL_MODEL_ROOTS", str(WRITING_RL_MODEL_CACHE))
+]
+
+# -- Operations endpoints ----------------------------------------------------------------------
+
+# Bearer token for /metrics and for the details of /healthz (empty = no token accepted).
+WRITING_RL_OPS_TOKEN = os.environ.get("WRITING_RL_OPS_TOKEN", "")
+# Networks (CIDR, comma-separated) whose addresses may scrape /metrics without the token,
+# e.g. the Prometheus container's network. Matched against REMOTE_ADDR.
+WRITING_RL_METRICS_ALLOW = env_list("WRITING_RL_METRICS_ALLOW", "")
+# /healthz keeps a worker ping answer this many seconds (a ping waits up to the ping timeout).
+WRITING_RL_HEALTHZ_CACHE_S = float(os.environ.get("WRITING_RL_HEALTHZ_CACHE_S", 5))
+
+# -- Bounds on untrusted input -----------------------------------------------------------------
+
+# Imports: a text field (a prompt, a reference) longer than this is refused, as is a file with
+# more instructions, deeper JSON nesting, or more decompressed bytes (parquet pages) than these.
+WRITING_RL_MAX_FIELD_CHARS = int(os.environ.get("WRITING_RL_MAX_FIELD_CHARS", 2_000_000))
+WRITING_RL_MAX_IMPORT_ITEMS = int(os.environ.get("WRITING_RL_MAX_IMPORT_ITEMS", 200_000))
+WRITING_RL_MAX_JSON_DEPTH = int(os.environ.get("WRITING_RL_MAX_JSON_DEPTH", 20))
 
 # -- Logging ---------------------------------------------------------------------------------
 
+# Every handler redacts URL passwords and the deployment's secrets from what it writes; error
+# pages do the same through the exception reporter filter.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "webapp.ops.security.SecretRedactingFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "webapp.ops.security.RedactSecretsLogFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -26,6 +26,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+WHITENOISE_USE_FINDERS = False
 
 # HTTPS: behind a TLS-terminating proxy that sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -36,7 +37,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$", r"^internal/"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 3600))
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 365 * 24 * 3600))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -45,17 +46,24 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-# htmx sends the CSRF token from the page (hx-headers), so scripts never need the cookie.
+# The CSRF token is bound to the session (webapp.settings sets CSRF_USE_SESSIONS); htmx sends it
+# from the page (hx-headers). The CSP of webapp.settings applies unchanged.
+CSRF_USE_SESSIONS = True
 CSRF_COOKIE_HTTPONLY = True
 # A pooled connection that died with the database is replaced instead of failing a request.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # noqa: F405
 
-if WRITING_RL_INTERNAL_API_TOKEN and len(WRITING_RL_INTERNAL_API_TOKEN) < 32:  # noqa: F405
-    raise ImproperlyConfigured(
-        "WRITING_RL_INTERNAL_API_TOKEN is shorter than 32 characters. Use a random one: "
-        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it empty to "
-        "disable the internal API."
-    )
+for _name, _purpose in (
+    ("WRITING_RL_INTERNAL_API_TOKEN", "disable the internal API"),
+    ("WRITING_RL_OPS_TOKEN", "accept no token on /metrics and /healthz"),
+):
+    _value = globals().get(_name) or ""
+    if _value and len(_value) < 32:
+        raise ImproperlyConfigured(
+            f"{_name} is shorter than 32 characters. Use a random one: "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it empty "
+            f"to {_purpose}."
+        )
 
 # -- Operations ------------------------------------------------------------------------------
 
@@ -100,7 +108,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "webapp.ops.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {"redact": {"()": "webapp.ops.security.RedactSecretsLogFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

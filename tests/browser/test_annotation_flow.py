@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from tests.services import require_chromium
 from tests.webapp.annotation.factories import LABELS, make_campaign
 from webapp.annotation.models import Assignment, Vote
+from webapp.studio.roles import grant_researcher
 
 pytestmark = [pytest.mark.browser]
 
@@ -58,7 +59,7 @@ def test_it_runs_a_campaign_from_keyboard_votes_to_results(
 ) -> None:
     ann_a = User.objects.create_user("anna", password=PASSWORD)
     ann_b = User.objects.create_user("bert", password=PASSWORD)
-    User.objects.create_user("rita", password=PASSWORD, is_staff=True)
+    grant_researcher(User.objects.create_user("rita", password=PASSWORD))
     campaign = make_campaign(
         [ann_a, ann_b], instructions=3, systems=2, overlap=2, name="browser-campaign",
         guidelines="Prefer the **clearer** text.",
@@ -72,6 +73,8 @@ def test_it_runs_a_campaign_from_keyboard_votes_to_results(
 
     # Anna: open her first item, read the guidelines (g), then tie / both bad / left.
     page_a.goto(f"{base}/annotate/campaigns/{campaign.pk}/work/")
+    page_a.click("#start")  # a GET shows the Start button; the POST takes the lease
+    page_a.wait_for_url("**/annotate/assignments/*/")
     page_a.evaluate("window.__sameDocument = true")
     for label in LABELS:
         assert label not in page_a.content()
@@ -86,6 +89,8 @@ def test_it_runs_a_campaign_from_keyboard_votes_to_results(
 
     # Bert: left with keys, then right and a double click on Submit, then right with keys.
     page_b.goto(f"{base}/annotate/campaigns/{campaign.pk}/work/")
+    page_b.click("#start")  # a GET shows the Start button; the POST takes the lease
+    page_b.wait_for_url("**/annotate/assignments/*/")
     page_b.evaluate("window.__sameDocument = true")
     first_b = vote_with_keys(page_b, "1", "Enter")
     page_b.keyboard.press("2")

@@ -16,6 +16,7 @@ from rl_engine.models import save_tiny_model
 from tests.conftest import WorkerProcess
 from tests.services import require_chromium
 from webapp.studio.models import Run
+from webapp.studio.roles import grant_researcher
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.timeout(300)]
 
@@ -60,7 +61,7 @@ def test_it_takes_a_researcher_from_upload_to_a_finished_run(
 ) -> None:
     settings.WRITING_RL_RUNS_DIR = tmp_path / "runs"
     policy = save_tiny_model(tmp_path / "policy", seed=0)
-    User.objects.create_user("maria", password=PASSWORD, is_staff=True)
+    grant_researcher(User.objects.create_user("maria", password=PASSWORD))
     page.set_default_timeout(15_000)
 
     # Log in; the login page is where an anonymous visit to the studio lands.

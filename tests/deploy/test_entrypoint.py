@@ -31,9 +31,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get(url: str) -> tuple[int, str]:
+OPS_TOKEN = "p" * 40
+
+
+def get(url: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -77,6 +83,7 @@ def production_env(django_db_setup: None, django_db_blocker: Any) -> dict[str, s
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
         "WRITING_RL_VAR_DIR": str(settings.VAR_DIR),
         "WRITING_RL_HEALTHZ_PING_TIMEOUT_S": "2",
+        "WRITING_RL_OPS_TOKEN": OPS_TOKEN,
         "WEB_WORKERS": "1",
         "WORKER_CONCURRENCY": "4",
         "WORKER_NAME": f"entrypoint-{os.getpid()}",
@@ -138,7 +145,11 @@ def test_it_starts_a_judge_worker_that_healthz_sees(
             if worker.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the judge worker did not start:\n{worker.log()}")
             time.sleep(0.3)
+        # Anonymous: the status only; with the ops token: the workers' names.
         status, body = get(f"{base}/healthz")
+        assert status == 200, body
+        assert json.loads(body) == {"status": "ok"}
+        status, body = get(f"{base}/healthz", token=OPS_TOKEN)
         assert status == 200, body
         names = json.loads(body)["checks"]["workers"]["names"]
         assert any(n.startswith(f"judge-{production_env['WORKER_NAME']}@") for n in names)

@@ -10,12 +10,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from webapp.studio.roles import grant_researcher
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def researcher(db: None) -> User:
-    return User.objects.create_user("res", password="pw-res-123", is_staff=True)
+    return grant_researcher(User.objects.create_user("res", password="pw-res-123"))
 
 
 @pytest.fixture
@@ -58,11 +60,26 @@ def test_it_logs_out_with_a_post(client: Client, researcher: User) -> None:
     assert client.get("/studio/").status_code == 302
 
 
-def test_it_serves_the_admin_to_researchers(client: Client, researcher: User) -> None:
-    researcher.is_superuser = True
-    researcher.save()
+def test_it_serves_researchers_only_their_part_of_the_admin(
+    client: Client, researcher: User
+) -> None:
+    assert not researcher.is_superuser
     client.force_login(researcher)
-    assert client.get("/admin/").status_code == 200
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    html = index.content.decode()
+    assert "/admin/studio/run/" in html and "/admin/annotation/campaign/" in html
+    assert "/admin/auth/user/" not in html and "/admin/auth/group/" not in html
+    assert client.get("/admin/auth/user/").status_code == 403
+    assert client.get("/admin/studio/run/").status_code == 200
+    assert client.get("/admin/studio/run/add/").status_code == 403  # view only
+
+
+def test_it_serves_the_whole_admin_to_the_admin(client: Client, db: None) -> None:
+    admin = User.objects.create_superuser("boss", password="pw-boss-123")
+    client.force_login(admin)
+    html = client.get("/admin/").content.decode()
+    assert "/admin/auth/user/" in html and "/admin/studio/run/" in html
 
 
 def test_it_vendors_htmx_with_its_licence() -> None:

@@ -65,7 +65,15 @@ def parse_imported_outputs(text: str, filename: str, dataset: Dataset) -> dict[i
 
 
 class CampaignForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(
+        max_length=200, help_text="Internal name, for researchers only (annotators never see it)."
+    )
+    public_title = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="What annotators see; it must not reveal the systems. Empty = "
+        "'Comparison <number>'.",
+    )
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
     split = forms.ChoiceField(
         choices=[("", "any split"), *Instruction.Split.choices], required=False

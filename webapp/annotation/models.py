@@ -24,7 +24,14 @@ class Campaign(models.Model):
         CLOSED = "closed", "closed"
         FAILED = "failed", "failed"
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(
+        max_length=200, unique=True, help_text="Internal: researchers only (it may unblind)."
+    )
+    public_title = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What annotators see instead of the name; empty = 'Comparison <id>'.",
+    )
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators.")
     overlap = models.PositiveIntegerField(default=2, help_text="Annotations each item needs.")
     lease_seconds = models.PositiveIntegerField(
@@ -56,6 +63,11 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def annotator_title(self) -> str:
+        """The title annotators see: never the internal name, which may name the systems."""
+        return self.public_title or f"Comparison {self.pk}"
 
 
 class System(models.Model):

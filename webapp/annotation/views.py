@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from rl_engine.text import count_words
 from webapp.annotation import exports, results, selectors, services
@@ -45,15 +45,28 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def work(request: HttpRequest, pk: int) -> HttpResponse:
-    """Lease the next item of a campaign (or resume the current one) and open it."""
+    """POST: lease the next item of a campaign (or resume the current one) and open it.
+
+    A GET only shows the campaign's Start button: a link preview, a prefetch or a crawler must
+    not take an item away from the other annotators.
+    """
     campaign = selectors.campaign_for_annotator(request.user, pk)
+    title = campaign.annotator_title
     if campaign.status != Campaign.Status.OPEN:
-        messages.info(request, f"“{campaign.name}” is {campaign.get_status_display()}.")
+        messages.info(request, f"“{title}” is {campaign.get_status_display()}.")
         return redirect("annotation:queue")
+    if request.method != "POST":
+        mine, overall = selectors.progress_pair(campaign, request.user)
+        return render(
+            request,
+            "annotation/start.html",
+            {"campaign": campaign, "mine": mine, "overall": overall},
+        )
     assignment = services.assignment_claim_next(campaign=campaign, annotator=request.user)
     if assignment is None:
-        messages.success(request, f"Nothing left for you in “{campaign.name}”. Thank you!")
+        messages.success(request, f"Nothing left for you in “{title}”. Thank you!")
         return redirect("annotation:queue")
     return redirect("annotation:assignment", pk=assignment.pk)
 
@@ -132,7 +145,9 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
         if notice:
             messages.warning(request, notice)
         if following is None:
-            messages.success(request, f"Nothing left for you in “{campaign.name}”. Thank you!")
+            messages.success(
+                request, f"Nothing left for you in “{campaign.annotator_title}”. Thank you!"
+            )
             return redirect("annotation:queue")
         return redirect("annotation:assignment", pk=following.pk)
     context = _item_context(request, following, campaign)
@@ -147,6 +162,19 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # -- Researchers ----------------------------------------------------------------------------------
+
+
+def add_service_error(form: Any, error: ValidationError) -> None:
+    """A service's ValidationError on the form: on the field it names when the form has one,
+    else at the top naming it (``systems: ...``), never Django's "has no field named" crash."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.message_dict.items():
+        if field in form.fields:
+            form.add_error(field, errors)
+        else:
+            form.add_error(None, [f"{field}: {message}" for message in errors])
 
 
 @researcher_required
@@ -167,8 +195,11 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
                 created_by=request.user,
             )
         except ValidationError as exc:
-            form.add_error(None, exc)
+            add_service_error(form, exc)
         else:
+            if data.get("public_title"):
+                campaign.public_title = data["public_title"]
+                campaign.save(update_fields=["public_title"])
             messages.success(request, f"Campaign “{campaign.name}” created.")
             return redirect("annotation:campaign", pk=campaign.pk)
     return render(request, "annotation/campaign_new.html", {"form": form})

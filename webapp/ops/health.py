@@ -8,6 +8,7 @@ answers in about a second even when no worker listens.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ def _timed(check: Callable[[], dict[str, Any]]) -> CheckResult:
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:500]
+    from webapp.ops.security import redact
+
+    return redact(f"{type(error).__name__}: {error}")[:500]
 
 
 def check_database() -> CheckResult:
@@ -83,6 +86,30 @@ def check_broker() -> CheckResult:
     return _timed(probe)
 
 
+_worker_cache: tuple[float, str, CheckResult] | None = None
+_worker_cache_lock = threading.Lock()
+
+
+def check_workers_cached() -> CheckResult:
+    """:func:`check_workers`, its answer kept ``WRITING_RL_HEALTHZ_CACHE_S`` seconds per process
+    (a ping waits up to a second; a monitor polling /healthz should not wait each time)."""
+    global _worker_cache
+    keep_s = float(getattr(settings, "WRITING_RL_HEALTHZ_CACHE_S", 5.0))
+    broker = _broker_url()
+    with _worker_cache_lock:
+        now = time.monotonic()
+        if (
+            keep_s > 0
+            and _worker_cache is not None
+            and _worker_cache[1] == broker
+            and now - _worker_cache[0] < keep_s
+        ):
+            return _worker_cache[2]
+        result = check_workers()
+        _worker_cache = (time.monotonic(), broker, result)
+        return result
+
+
 def check_workers(timeout_s: float | None = None) -> CheckResult:
     """Ping every worker; ok when at least one answers within ``timeout_s``."""
     if timeout_s is None:
@@ -105,7 +132,7 @@ def check_workers(timeout_s: float | None = None) -> CheckResult:
 _RUNNERS: dict[str, Callable[[], CheckResult]] = {
     "database": check_database,
     "broker": check_broker,
-    "workers": check_workers,
+    "workers": check_workers_cached,
 }
 
 

@@ -230,6 +230,9 @@ class Run(WorkerLease):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("use_studio", "Can use the studio: datasets, runs, evaluations and campaigns"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"

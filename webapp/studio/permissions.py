@@ -1,5 +1,9 @@
-"""Roles. Researchers are staff users: they import data and launch and control runs.
-Annotators are active non-staff users: they reach only the evaluation pages."""
+"""Access rules of the pages (roles: ``webapp.studio.roles``).
+
+Researchers hold ``studio.use_studio`` (through the ``researcher`` group, or as superusers):
+they import data, launch and control runs, evaluations and campaigns. Every other active user
+is an annotator and reaches only the annotation pages of their own campaigns.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,17 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from webapp.studio.roles import USE_STUDIO
+
 View = Callable[..., HttpResponse]
 
 
 def is_researcher(user: Any) -> bool:
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+    return bool(user.is_authenticated and user.is_active and user.has_perm(USE_STUDIO))
 
 
 def researcher_required(view: View) -> View:
-    """Anonymous users go to the login page; logged-in non-staff users get 403."""
+    """Anonymous users go to the login page; logged-in users without the role get 403."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
+from webapp.studio.roles import grant_researcher
+
 
 @pytest.fixture
 def annotators(db: None) -> list[User]:
@@ -13,4 +15,4 @@ def annotators(db: None) -> list[User]:
 
 @pytest.fixture
 def researcher(db: None) -> User:
-    return User.objects.create_user("res", is_staff=True)
+    return grant_researcher(User.objects.create_user("res"))

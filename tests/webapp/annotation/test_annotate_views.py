@@ -13,7 +13,7 @@ from webapp.annotation.results import pair_table
 
 
 def _open_next(client: Client, campaign_id: int) -> Assignment:
-    response = client.get(f"/annotate/campaigns/{campaign_id}/work/")
+    response = client.post(f"/annotate/campaigns/{campaign_id}/work/")
     assert response.status_code == 302
     match = re.fullmatch(r"/annotate/assignments/(\d+)/", response["Location"])
     assert match, response["Location"]
@@ -21,12 +21,14 @@ def _open_next(client: Client, campaign_id: int) -> Assignment:
 
 
 def test_it_sends_annotators_home_to_their_queue(client: Client, annotators: list[User]) -> None:
-    make_campaign(annotators, name="poems")
+    campaign = make_campaign(annotators, name="poems")
     client.force_login(annotators[0])
     response = client.get("/", follow=True)
     assert response.redirect_chain[-1][0] == "/annotate/"
     html = response.content.decode()
-    assert "poems" in html and "Start or continue" in html
+    # The public title, never the internal name (it may name the systems).
+    assert f"Comparison {campaign.pk}" in html and "Start or continue" in html
+    assert "poems" not in html
 
 
 def test_it_never_shows_system_names_before_voting(client: Client, annotators: list[User]) -> None:
@@ -151,7 +153,18 @@ def test_it_rejects_a_vote_without_the_csrf_token(annotators: list[User]) -> Non
     campaign = make_campaign(annotators, instructions=1, systems=2)
     client = Client(enforce_csrf_checks=True)
     client.force_login(annotators[0])
-    assignment = _open_next(client, campaign.pk)
+    # Taking the lease is a POST too: without the token it is refused and leases nothing.
+    assert client.post(f"/annotate/campaigns/{campaign.pk}/work/").status_code == 403
+    assert not Assignment.objects.exists()
+    start = client.get(f"/annotate/campaigns/{campaign.pk}/work/").content.decode()
+    start_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', start)
+    assert start_token
+    claimed = client.post(
+        f"/annotate/campaigns/{campaign.pk}/work/",
+        {"csrfmiddlewaretoken": start_token.group(1)},
+    )
+    assert claimed.status_code == 302
+    assignment = Assignment.objects.get()
     response = client.post(f"/annotate/assignments/{assignment.pk}/vote/", {"choice": "left"})
     assert response.status_code == 403
     assert not Vote.objects.exists()
@@ -216,6 +229,8 @@ def test_it_records_a_vote_and_leases_the_next_item_in_few_queries(
         _open_next(client, campaign.pk)
     client.force_login(annotators[0])
     assignment = _open_next(client, campaign.pk)
+    # As in a browser, the session got its CSRF secret (CSRF_USE_SESSIONS) with the first page.
+    client.get("/annotate/")
     for _ in range(3):
         with django_assert_max_num_queries(VOTE_QUERIES[connection.vendor]):
             response = client.post(

@@ -7,11 +7,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from rl_engine.models import save_tiny_model
+from webapp.studio.roles import grant_researcher
 
 
 @pytest.fixture
 def researcher(db: None) -> User:
-    return User.objects.create_user("res", password="pw-res-123", is_staff=True)
+    return grant_researcher(User.objects.create_user("res", password="pw-res-123"))
 
 
 @pytest.fixture
@@ -22,6 +23,9 @@ def annotator(db: None) -> User:
 @pytest.fixture
 def staff_client(client: Client, researcher: User) -> Client:
     client.force_login(researcher)
+    # The session's first page stores its CSRF secret there (CSRF_USE_SESSIONS); done here,
+    # so the query counts the tests measure are the page's own.
+    client.get("/studio/")
     return client
 
 

@@ -1,4 +1,4 @@
-"""/healthz: 200 with every check green, 503 naming what failed."""
+"""/healthz: 200 with every check green, 503 naming what failed (details with the ops token)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,20 @@ from django.test import Client
 
 from tests.conftest import WorkerProcess
 
+OPS_TOKEN = "o" * 40
+
 
 @pytest.fixture(autouse=True)
 def _short_ping(settings: Any) -> None:
     settings.WRITING_RL_HEALTHZ_PING_TIMEOUT_S = 1.0
+    settings.WRITING_RL_HEALTHZ_CACHE_S = 0  # each test sees its own workers
+    settings.WRITING_RL_OPS_TOKEN = OPS_TOKEN
+
+
+@pytest.fixture
+def client() -> Client:
+    """A client that sends the ops token, so the answers carry each check's details."""
+    return Client(HTTP_AUTHORIZATION=f"Bearer {OPS_TOKEN}")
 
 
 @pytest.mark.services

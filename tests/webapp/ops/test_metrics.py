@@ -17,9 +17,16 @@ from workers import app
 from workers.queues import QueueName
 from workers.tasks.system import ping
 
+OPS_TOKEN = "m" * 40
+
+
+@pytest.fixture(autouse=True)
+def _ops_token(settings: Any) -> None:
+    settings.WRITING_RL_OPS_TOKEN = OPS_TOKEN
+
 
 def scrape(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {OPS_TOKEN}")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = {}

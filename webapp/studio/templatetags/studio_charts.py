@@ -110,11 +110,21 @@ def _axes(frame: _Frame, y_ticks: Sequence[float], x_ticks: Sequence[float]) -> 
     return parts
 
 
+def _swatch(color: str) -> str:
+    """A legend key's colour without a style attribute (the CSP allows no inline style):
+    a class of studio.css for the palette's colours, else a small SVG square."""
+    if color in PALETTE:
+        return f'<i class="line-{PALETTE.index(color)}"></i>'
+    return (
+        '<svg class="swatch" viewBox="0 0 10 10" aria-hidden="true">'
+        f'<rect width="10" height="10" rx="2" fill="{escape(color)}"/></svg>'
+    )
+
+
 def _svg(title: str, body: Sequence[str], legend: Sequence[tuple[str, str]] = ()) -> SafeString:
     label = escape(title)
     items = "".join(
-        f'<span class="key"><i style="background:{color}"></i>{escape(name)}</span>'
-        for name, color in legend
+        f'<span class="key">{_swatch(color)}{escape(name)}</span>' for name, color in legend
     )
     legend_html = f'<div class="legend">{items}</div>' if legend else ""
     # Every text above went through escape().
