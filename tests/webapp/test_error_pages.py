@@ -7,6 +7,8 @@ from django.contrib.auth.models import User
 from django.test import Client, RequestFactory, override_settings
 from django.views import defaults
 
+from webapp.studio.roles import grant_researcher
+
 
 @pytest.fixture
 def annotator(db: None) -> User:
@@ -15,7 +17,7 @@ def annotator(db: None) -> User:
 
 @pytest.fixture
 def researcher(db: None) -> User:
-    return User.objects.create_user("res", password="pw-res-123", is_staff=True)
+    return grant_researcher(User.objects.create_user("res", password="pw-res-123"))
 
 
 @override_settings(DEBUG=False)
@@ -45,7 +47,11 @@ def test_an_annotator_403_is_styled_with_navigation(client: Client, annotator: U
 
 
 def test_the_500_page_renders_without_a_request_context(db: None) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+
     request = RequestFactory().get("/boom/")
+    # A real request passed SessionMiddleware, which the CSRF check needs (CSRF_USE_SESSIONS).
+    request.session = SessionStore()
     response = defaults.server_error(request)
     assert response.status_code == 500
     html = response.content.decode()
