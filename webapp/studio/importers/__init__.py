@@ -9,6 +9,7 @@ the database: :func:`webapp.studio.services.datasets.dataset_import` does, all o
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -25,10 +26,12 @@ from webapp.studio.importers.jsonl import (
     first_record,
     read_records,
 )
+from webapp.studio.importers.limits import ImportLimits
 from webapp.studio.importers.verl import is_parquet, parse_verl
 
 __all__ = [
     "FORMATS",
+    "ImportLimits",
     "ImportProblem",
     "ParsedDataset",
     "ParsedInstruction",
@@ -55,26 +58,39 @@ def parse_dataset(
     *,
     max_bytes: int | None = None,
     default_split: str = "train",
+    limits: ImportLimits | None = None,
 ) -> ParsedDataset:
     """Parse ``path`` in format ``fmt`` and collect every problem.
 
-    A file larger than ``max_bytes`` is not read at all. Duplicate ids are reported on the
-    line of their second use.
+    A file larger than ``max_bytes`` is not read at all; a parquet file whose pages would
+    decompress to more than that is not decompressed. ``limits`` bounds field sizes, nesting
+    and the number of instructions (defaults: :class:`ImportLimits`). Duplicate ids are
+    reported on the line of their second use.
     """
-    source = Path(path)
+    if limits is None:
+        limits = ImportLimits(max_bytes=max_bytes)
+    elif max_bytes is not None:
+        limits = dataclasses.replace(limits, max_bytes=max_bytes)
+    parsed = _parse(Path(path), fmt, limits, default_split)
+    parsed.limits = limits
+    return parsed
+
+
+def _parse(source: Path, fmt: str, limits: ImportLimits, default_split: str) -> ParsedDataset:
+    max_bytes = limits.max_bytes
     if fmt not in FORMATS:
-        parsed = ParsedDataset(format=fmt)
+        parsed = ParsedDataset(format=fmt, limits=limits)
         parsed.problem(
             None, "format", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}"
         )
         return parsed
     if not source.is_file():
-        parsed = ParsedDataset(format=fmt)
+        parsed = ParsedDataset(format=fmt, limits=limits)
         parsed.problem(None, "-", "does not exist or is not a file")
         return parsed
     size = source.stat().st_size
     if max_bytes is not None and size > max_bytes:
-        parsed = ParsedDataset(format=fmt)
+        parsed = ParsedDataset(format=fmt, limits=limits)
         parsed.problem(
             None,
             "-",
@@ -82,13 +98,13 @@ def parse_dataset(
         )
         return parsed
     if size == 0:
-        parsed = ParsedDataset(format=fmt)
+        parsed = ParsedDataset(format=fmt, limits=limits)
         parsed.problem(None, "-", "is empty")
         return parsed
     if fmt == "auto":
         detected = detect_format(source)
         if detected is None:
-            parsed = ParsedDataset(format=fmt)
+            parsed = ParsedDataset(format=fmt, limits=limits)
             if first_record(source) is None:
                 # No line is a JSON object: list the encoding and JSON errors line by line.
                 for _ in read_records(source, parsed):
@@ -103,10 +119,10 @@ def parse_dataset(
             return parsed
         fmt = detected
     if fmt == "verl":
-        parsed = ParsedDataset(format="verl", unit="row")
+        parsed = ParsedDataset(format="verl", unit="row", limits=limits)
         parse_verl(source, parsed, default_split)
     else:
-        parsed = ParsedDataset(format=fmt)
+        parsed = ParsedDataset(format=fmt, limits=limits)
         JSONL_PARSERS[fmt](source, parsed, default_split)
     if not parsed.instructions and not parsed.problems:
         parsed.problem(None, "-", "contains no instructions")

@@ -13,6 +13,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from webapp.studio.importers.limits import (
+    MAX_PROBLEMS_KEPT,
+    MAX_REQUIRED_WORDS,
+    ImportLimits,
+)
+
 SPLITS = ("train", "eval", "test")
 
 
@@ -49,15 +55,35 @@ class ParsedInstruction:
 
 @dataclass
 class ParsedDataset:
-    """The outcome of parsing one file. ``unit`` is "line" (JSONL) or "row" (parquet)."""
+    """The outcome of parsing one file. ``unit`` is "line" (JSONL) or "row" (parquet).
+
+    ``problems`` keeps the first :data:`MAX_PROBLEMS_KEPT`; ``problem_count`` counts them all
+    (a file of a million bad lines must not become a million-row error page).
+    """
 
     format: str
     unit: str = "line"
     instructions: list[ParsedInstruction] = field(default_factory=list)
     problems: list[ImportProblem] = field(default_factory=list)
+    problem_count: int = 0
+    limits: ImportLimits = field(default_factory=ImportLimits)
 
     def problem(self, line: int | None, field_name: str, message: str) -> None:
-        self.problems.append(ImportProblem(line, field_name, message))
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(ImportProblem(line, field_name, message))
+
+    def full(self, line: int) -> bool:
+        """True (after reporting it once) when the file holds more items than allowed."""
+        if len(self.instructions) < self.limits.max_items:
+            return False
+        self.problem(
+            line,
+            "-",
+            f"the file has more than {self.limits.max_items:,} instructions "
+            "(WRITING_RL_MAX_IMPORT_ITEMS); split it",
+        )
+        return True
 
     def check_unique_ids(self) -> None:
         """Report every id used twice, naming the line of its first use."""
@@ -153,6 +179,9 @@ class FieldReader:
             return None
         if value <= 0:
             self.fail(name, f"must be a positive integer, got {value}")
+            return None
+        if value > MAX_REQUIRED_WORDS:
+            self.fail(name, f"must be at most {MAX_REQUIRED_WORDS:,}, got {value:.3g}")
             return None
         return value
 

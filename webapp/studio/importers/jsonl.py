@@ -19,6 +19,7 @@ from webapp.studio.importers.base import (
     ParsedReference,
     type_name,
 )
+from webapp.studio.importers.limits import MAX_REQUIRED_WORDS, BadValue, check_value, loads
 
 # Our format's fields; anything else on a line is reported, so a typo ("refrences") is caught.
 JSONL_FIELDS = (
@@ -48,15 +49,34 @@ def read_records(path: Path, parsed: ParsedDataset) -> Iterator[tuple[int, dict[
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = loads(line)
             except json.JSONDecodeError as error:
                 parsed.problem(
                     number, "-", f"is not valid JSON: {error.msg} (column {error.colno})"
                 )
                 continue
+            except RecursionError:
+                parsed.problem(
+                    number,
+                    "-",
+                    f"is nested more than {parsed.limits.max_depth} levels deep "
+                    "(WRITING_RL_MAX_JSON_DEPTH)",
+                )
+                continue
+            except ValueError as error:
+                # A number too long to convert ("Exceeds the limit (4300 digits)"), NaN.
+                parsed.problem(number, "-", f"is not valid JSON here: {error}")
+                continue
             if not isinstance(record, dict):
                 parsed.problem(number, "-", f"must be a JSON object, got {type_name(record)}")
                 continue
+            try:
+                check_value(record, parsed.limits)
+            except BadValue as error:
+                parsed.problem(number, error.field, str(error))
+                continue
+            if parsed.full(number):
+                return
             yield number, record
 
 
@@ -191,6 +211,12 @@ def parse_writingbench(path: Path, parsed: ParsedDataset, default_split: str) ->
             for k, v in record.items()
             if k not in {"index", "domain1", "domain2", "query", "checklist"}
         }
+        required_words = required_length(query) if query is not None else None
+        if required_words is not None and required_words > MAX_REQUIRED_WORDS:
+            reader.fail(
+                "query",
+                f"asks for {required_words:.3g} words; the limit is {MAX_REQUIRED_WORDS:,}",
+            )
         if reader.ok and external_id is not None and query is not None:
             parsed.instructions.append(
                 ParsedInstruction(
@@ -198,7 +224,7 @@ def parse_writingbench(path: Path, parsed: ParsedDataset, default_split: str) ->
                     prompt=query,
                     line=number,
                     criteria=checklist,
-                    required_words=required_length(query),
+                    required_words=required_words,
                     domain=domain[:200],
                     subdomain=subdomain[:200],
                     split=default_split,

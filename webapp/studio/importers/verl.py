@@ -25,6 +25,7 @@ from webapp.studio.importers.base import (
     ParsedReference,
     type_name,
 )
+from webapp.studio.importers.limits import BadValue, check_value, loads
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -72,9 +73,69 @@ def _writers_and_scores(
     return [str(w) for w in writers], parsed_scores
 
 
+def _schema_depth(arrow_type: Any) -> int:
+    """How deep a parquet column's values nest (a list of structs of strings: 3)."""
+    children = [arrow_type.field(i).type for i in range(getattr(arrow_type, "num_fields", 0))]
+    value_type = getattr(arrow_type, "value_type", None)
+    if value_type is not None:
+        children.append(value_type)
+    return 1 + max((_schema_depth(child) for child in children), default=0)
+
+
+def check_metadata(path: Path, parsed: ParsedDataset) -> bool:
+    """Refuse, from the footer alone, a file whose pages would decompress to more than the
+    byte limit, that has more rows than allowed, or that nests deeper than allowed. A small
+    zstd file can hold hundreds of megabytes of text: the limit counts decompressed bytes."""
+    import pyarrow.parquet as pq
+
+    limits = parsed.limits
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as error:
+        parsed.problem(None, "-", f"cannot be read as parquet: {error}")
+        return False
+    metadata = parquet.metadata
+    if metadata.num_rows > limits.max_items:
+        parsed.problem(
+            None,
+            "-",
+            f"has {metadata.num_rows:,} rows; the limit is {limits.max_items:,} "
+            "(WRITING_RL_MAX_IMPORT_ITEMS)",
+        )
+        return False
+    decompressed = 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        columns = sum(
+            row_group.column(c).total_uncompressed_size for c in range(row_group.num_columns)
+        )
+        decompressed += max(row_group.total_byte_size, columns)
+    if limits.max_bytes is not None and decompressed > limits.max_bytes:
+        parsed.problem(
+            None,
+            "-",
+            f"decompresses to {decompressed:,} bytes; the limit is {limits.max_bytes:,} "
+            "(WRITING_RL_MAX_DATASET_BYTES counts decompressed bytes)",
+        )
+        return False
+    schema = parquet.schema_arrow
+    for index in range(len(schema)):
+        column = schema.field(index)
+        if _schema_depth(column.type) > limits.max_depth:
+            parsed.problem(
+                None,
+                column.name,
+                f"is nested more than {limits.max_depth} levels deep (WRITING_RL_MAX_JSON_DEPTH)",
+            )
+            return False
+    return True
+
+
 def parse_verl(path: Path, parsed: ParsedDataset, default_split: str) -> None:
     import pyarrow.parquet as pq
 
+    if not check_metadata(path, parsed):
+        return
     try:
         rows = pq.read_table(path).to_pylist()
     except Exception as error:
@@ -83,6 +144,13 @@ def parse_verl(path: Path, parsed: ParsedDataset, default_split: str) -> None:
     if not rows:
         parsed.problem(None, "-", "has no rows")
     for number, row in enumerate(rows, start=1):
+        try:
+            check_value(row, parsed.limits)
+        except BadValue as error:
+            parsed.problem(number, error.field, str(error))
+            continue
+        if parsed.full(number):
+            return
         reader = FieldReader(row, number, parsed)
         reward_model = row.get("reward_model")
         if not isinstance(reward_model, dict):
@@ -111,9 +179,16 @@ def parse_verl(path: Path, parsed: ParsedDataset, default_split: str) -> None:
         if isinstance(extra.get("criteria_json"), str):
             # Our export keeps structured criteria (a WritingBench checklist) here, exactly.
             try:
-                criteria = json.loads(extra["criteria_json"])
+                criteria = loads(extra["criteria_json"])
+                check_value(criteria, parsed.limits, "extra_info.criteria_json")
             except json.JSONDecodeError as error:
                 truth.fail("extra_info.criteria_json", f"is not valid JSON: {error.msg}")
+            except BadValue as error:
+                truth.fail(error.field, str(error))
+            except RecursionError:
+                truth.fail("extra_info.criteria_json", "is nested too deeply")
+            except ValueError as error:
+                truth.fail("extra_info.criteria_json", f"is not valid JSON here: {error}")
         texts = _target(truth, ground_truth)
         writers, scores = _writers_and_scores(truth, extra, len(texts))
         required = FieldReader(extra, number, parsed).positive_int(

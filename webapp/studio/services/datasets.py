@@ -11,7 +11,13 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from webapp.studio.importers import FORMATS, ImportProblem, ParsedDataset, parse_dataset
+from webapp.studio.importers import (
+    FORMATS,
+    ImportLimits,
+    ImportProblem,
+    ParsedDataset,
+    parse_dataset,
+)
 from webapp.studio.models import AuditLog, Dataset, Instruction, Reference
 
 
@@ -21,10 +27,18 @@ class DatasetImportError(Exception):
     Nothing was written. ``str(error)`` is a readable report naming the file.
     """
 
-    def __init__(self, filename: str, problems: Iterable[ImportProblem], unit: str = "line"):
+    def __init__(
+        self,
+        filename: str,
+        problems: Iterable[ImportProblem],
+        unit: str = "line",
+        total: int | None = None,
+    ):
         self.filename = filename
         self.problems = list(problems)
         self.unit = unit
+        # How many problems the file has; ``problems`` may hold only the first of them.
+        self.total = max(total or 0, len(self.problems))
         super().__init__(self.report())
 
     def lines(self, limit: int | None = None) -> list[str]:
@@ -35,13 +49,17 @@ class DatasetImportError(Exception):
                 f"{self.filename}, {self.unit} {problem.line}" if problem.line else self.filename
             )
             out.append(f"{where}, field {problem.field}: {problem.message}")
-        if limit is not None and len(self.problems) > limit:
-            out.append(f"... and {len(self.problems) - limit} more problem(s)")
+        if self.total > len(shown):
+            out.append(f"... and {self.total - len(shown):,} more problem(s)")
         return out
 
+    @property
+    def more(self) -> int:
+        """Problems counted but not listed."""
+        return self.total - len(self.problems)
+
     def report(self, limit: int | None = 50) -> str:
-        count = len(self.problems)
-        head = f"{self.filename}: {count} problem(s); nothing was imported"
+        head = f"{self.filename}: {self.total:,} problem(s); nothing was imported"
         return "\n".join([head, *self.lines(limit)])
 
 
@@ -74,9 +92,12 @@ def dataset_parse(
     *, path: str | os.PathLike[str], fmt: str = "auto", filename: str | None = None
 ) -> ParsedDataset:
     """Parse a file without writing anything; raises DatasetImportError on any problem."""
-    parsed = parse_dataset(path, fmt, max_bytes=settings.WRITING_RL_MAX_DATASET_BYTES)
+    limits = ImportLimits.from_settings(max_bytes=settings.WRITING_RL_MAX_DATASET_BYTES)
+    parsed = parse_dataset(path, fmt, limits=limits)
     if parsed.problems:
-        raise DatasetImportError(filename or Path(path).name, parsed.problems, parsed.unit)
+        raise DatasetImportError(
+            filename or Path(path).name, parsed.problems, parsed.unit, parsed.problem_count
+        )
     return parsed
 
 
@@ -103,6 +124,8 @@ def dataset_import(
     name = (name or "").strip()
     if not name:
         early.append(ImportProblem(None, "name", "is empty; give the dataset a name"))
+    elif "\x00" in name or len(name) > 200:
+        early.append(ImportProblem(None, "name", "must be at most 200 characters, without NUL"))
     elif Dataset.objects.filter(name=name).exists():
         early.append(ImportProblem(None, "name", f"a dataset named {name!r} exists already"))
     if fmt not in FORMATS:

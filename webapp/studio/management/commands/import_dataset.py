@@ -35,7 +35,7 @@ class Command(BaseCommand):
             for line in error.lines():
                 self.stderr.write(line)
             raise CommandError(
-                f"{len(error.problems)} problem(s) in {error.filename}; nothing was imported",
+                f"{error.total:,} problem(s) in {error.filename}; nothing was imported",
                 returncode=2,
             ) from None
         references = Reference.objects.filter(instruction__dataset=dataset).count()
