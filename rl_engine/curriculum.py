@@ -3,8 +3,8 @@
 Every training instruction has references in ascending quality, its *tiers* (0-based: tier 0
 is the weakest, ``num_tiers - 1`` the best). A sample starts at tier 0. In the dynamic
 curriculum it moves up one tier in a step when at least ``min_wins`` of that step's rollouts
-beat the current reference (pairwise reward exactly 1.0); beating the top reference marks it
-*mastered* and it stays there.
+beat the current reference (outcome WIN, see :mod:`rl_engine.outcomes`); beating the top
+reference marks it *mastered* and it stays there.
 
 The state lives behind the :class:`CurriculumStore` protocol so that the trainer, the web app
 and several judge workers can share it: :class:`InMemoryStore` here, a PostgreSQL store in the
@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from rl_engine.outcomes import Outcome, OutcomeCounts
+
 __all__ = [
     "CurriculumStore",
     "InMemoryStore",
@@ -36,6 +38,7 @@ __all__ = [
     "dump_snapshot",
     "load_snapshot",
     "outcome_from_rewards",
+    "step_outcome",
 ]
 
 Strategy = Literal["dynamic", "static", "random"]
@@ -293,38 +296,46 @@ class InMemoryStore:
             return list(self._history)
 
 
-def outcome_from_rewards(
-    sample_id: str, step: int, rewards: Sequence[float | None], *, min_wins: int, dynamic: bool
+def step_outcome(
+    sample_id: str,
+    step: int,
+    outcomes: Sequence[Outcome | float | None],
+    *,
+    min_wins: int,
+    dynamic: bool,
 ) -> StepOutcome:
-    """Count one sample's pairwise rewards: 1.0 win, 0.5 tie, 0.0 loss, None invalid.
+    """Count one sample's rollout outcomes in a step (WIN / TIE / LOSS / INVALID).
 
-    Any other value is a ``ValueError``: the scheduler must get the pairwise term, not a
-    weighted total, or a "win" would mean something else.
+    A pairwise reward (1.0, 0.5, 0.0 or None) is read as the outcome it stands for; any other
+    number is a ``ValueError``: the scheduler must get the rollout's standing against its
+    reference, not a weighted total, or a "win" would mean something else.
     """
-    wins = ties = losses = invalid = 0
-    for index, reward in enumerate(rewards):
-        if reward is None:
-            invalid += 1
-        elif reward == 1.0:
-            wins += 1
-        elif reward == 0.5:
-            ties += 1
-        elif reward == 0.0:
-            losses += 1
-        else:
+    read: list[Outcome] = []
+    for index, value in enumerate(outcomes):
+        if isinstance(value, Outcome):
+            read.append(value)
+            continue
+        try:
+            read.append(Outcome.from_reward(value))
+        except (TypeError, ValueError):
             raise ValueError(
-                f"reward {reward!r} of rollout {index} for sample {sample_id!r} at step {step} "
+                f"reward {value!r} of rollout {index} for sample {sample_id!r} at step {step} "
                 "is not a pairwise reward (1.0, 0.5, 0.0 or None); pass the pairwise term"
-            )
+            ) from None
+    counts = OutcomeCounts.of(read)
     return StepOutcome(
         sample_id=sample_id,
         step=step,
-        wins=wins,
-        ties=ties,
-        losses=losses,
-        invalid=invalid,
-        advance=dynamic and wins >= min_wins,
+        wins=counts.wins,
+        ties=counts.ties,
+        losses=counts.losses,
+        invalid=counts.invalid,
+        advance=dynamic and counts.wins >= min_wins,
     )
+
+
+# The name the scheduler had for it when it only took rewards.
+outcome_from_rewards = step_outcome
 
 
 def _random_tier(seed: int, sample_id: str, step: int, num_tiers: int) -> int:
@@ -389,17 +400,18 @@ class ReferenceScheduler:
         }
 
     def record_step(
-        self, step: int, rewards: Mapping[str, Sequence[float | None]]
+        self, step: int, rewards: Mapping[str, Sequence[Outcome | float | None]]
     ) -> list[Transition]:
         """Record one step: one outcome per sample, written in a single store call.
 
-        ``rewards`` maps each sample id to the pairwise rewards of its rollouts in this step.
+        ``rewards`` maps each sample id to its rollouts' outcomes in this step (an
+        :class:`~rl_engine.outcomes.Outcome`, or the pairwise reward standing for one).
         Returns the transitions the store made (none for static and random). Recording a step
         again changes nothing, so all of a sample's rollouts in a step must come in one call:
         a later call for the same sample and step is ignored.
         """
         outcomes = [
-            outcome_from_rewards(
+            step_outcome(
                 sample_id,
                 step,
                 values,

@@ -24,6 +24,8 @@ from typing import Literal
 
 from rl_engine.judging import Judge, Judgment, PairRequest, Score, Usage, Verdict
 from rl_engine.judging.scorer import PointwiseScorer
+from rl_engine.outcomes import Outcome, PolicyPosition
+from rl_engine.outcomes import combine_orders as combine_outcomes
 
 __all__ = [
     "PairwiseReward",
@@ -36,14 +38,14 @@ __all__ = [
     "pairwise_reward",
 ]
 
-PolicyPosition = Literal["first", "second"]
 Position = Literal["disadvantage", "advantage", "both"]
 _POSITIONS = ("disadvantage", "advantage", "both")
 
 
 def pairwise_reward(verdict: Verdict, policy_position: PolicyPosition) -> float | None:
     """The reward of the policy's response given the judge's ``verdict``, when the policy's
-    response was shown ``policy_position`` ("first" = A, "second" = B).
+    response was shown ``policy_position`` ("first" = A, "second" = B): the reward of
+    :meth:`Outcome.from_verdict <rl_engine.outcomes.Outcome.from_verdict>`.
 
     >>> pairwise_reward(Verdict.B, "second")
     1.0
@@ -56,14 +58,7 @@ def pairwise_reward(verdict: Verdict, policy_position: PolicyPosition) -> float 
     >>> pairwise_reward(Verdict.INVALID, "first") is None
     True
     """
-    if policy_position not in ("first", "second"):
-        raise ValueError(f"policy_position must be 'first' or 'second', got {policy_position!r}")
-    if verdict is Verdict.INVALID:
-        return None
-    if verdict is Verdict.TIE:
-        return 0.5
-    policy_letter = Verdict.A if policy_position == "first" else Verdict.B
-    return 1.0 if verdict is policy_letter else 0.0
+    return Outcome.from_verdict(verdict, policy_position).reward
 
 
 def combine_orders(
@@ -71,7 +66,8 @@ def combine_orders(
     policy_first: float | None,
     partial: Literal["none", "single"] = "none",
 ) -> float | None:
-    """The ``"both"``-mode reward from the rewards of the two orders.
+    """The ``"both"``-mode reward from the rewards of the two orders (the rule is
+    :func:`rl_engine.outcomes.combine_orders`; this reads and gives rewards).
 
     >>> combine_orders(1.0, 1.0), combine_orders(0.0, 0.0), combine_orders(0.5, 0.5)
     (1.0, 0.0, 0.5)
@@ -80,13 +76,9 @@ def combine_orders(
     >>> combine_orders(None, 1.0) is None, combine_orders(None, 1.0, partial="single")
     (True, 1.0)
     """
-    if policy_second is None or policy_first is None:
-        if partial == "single":
-            return policy_second if policy_second is not None else policy_first
-        return None
-    if policy_second == policy_first:
-        return policy_second
-    return 0.5
+    return combine_outcomes(
+        Outcome.from_reward(policy_second), Outcome.from_reward(policy_first), partial
+    ).reward
 
 
 @dataclass(frozen=True)
@@ -106,16 +98,21 @@ class RewardOutcome:
     """The reward (None = no reward) and every judgment behind it, with where the policy's
     response was shown in each (``policy_positions[i]`` belongs to ``judgments[i]``).
 
-    ``comparison`` is the rollout's standing against the reference — 1.0 win, 0.5 tie, 0.0
-    loss, None unknown — which drives the curriculum and the win/tie/loss rates. For the
-    pairwise reward it *is* the reward; for the pointwise reward it comes from comparing the
+    ``outcome`` is the rollout's standing against the reference (WIN / TIE / LOSS /
+    INVALID), which drives the curriculum and the win/tie/loss rates. For the pairwise reward
+    the reward is the outcome's; for the pointwise reward the outcome comes from comparing the
     two scores while ``reward`` is the rollout's normalized score.
     """
 
     reward: float | None
     judgments: list[Judgment]
     policy_positions: list[PolicyPosition]
-    comparison: float | None = None
+    outcome: Outcome = Outcome.INVALID
+
+    @property
+    def comparison(self) -> float | None:
+        """The outcome as a pairwise reward: 1.0 win, 0.5 tie, 0.0 loss, None unknown."""
+        return self.outcome.reward
 
 
 class PairwiseReward:
@@ -172,14 +169,14 @@ class PairwiseReward:
         results: list[RewardOutcome] = []
         for index in range(len(requests)):
             own = list(judgments[index * len(orders) : (index + 1) * len(orders)])
-            rewards = [
-                pairwise_reward(j.verdict, order) for j, order in zip(own, orders, strict=True)
+            per_order = [
+                Outcome.from_verdict(j.verdict, order) for j, order in zip(own, orders, strict=True)
             ]
-            if len(rewards) == 1:
-                reward = rewards[0]
+            if len(per_order) == 1:
+                outcome = per_order[0]
             else:
-                reward = combine_orders(rewards[0], rewards[1], self.partial)
-            results.append(RewardOutcome(reward, own, list(orders), comparison=reward))
+                outcome = combine_outcomes(per_order[0], per_order[1], self.partial)
+            results.append(RewardOutcome(outcome.reward, own, list(orders), outcome=outcome))
         return results
 
     async def score(self, requests: Sequence[RewardRequest]) -> list[RewardOutcome]:
@@ -201,11 +198,7 @@ def score_comparison(rollout: int | None, reference: int | None) -> float | None
     >>> score_comparison(None, 5) is None
     True
     """
-    if rollout is None or reference is None:
-        return None
-    if rollout == reference:
-        return 0.5
-    return 1.0 if rollout > reference else 0.0
+    return Outcome.from_scores(rollout, reference).reward
 
 
 class PointwiseReward:
@@ -213,7 +206,7 @@ class PointwiseReward:
     0..1 as ``(score - 1) / 9`` (None when the scorer gave no valid score).
 
     The curriculum still needs a standing against the current reference, so the reference is
-    scored too (once per distinct text and call) and :attr:`RewardOutcome.comparison` says
+    scored too (once per distinct text and call) and :attr:`RewardOutcome.outcome` says
     whether the rollout scored higher, equal or lower. Each outcome carries one synthetic
     :class:`Judgment` (the rollout shown second) recording both scores.
     """
@@ -244,11 +237,10 @@ class PointwiseReward:
         for request in requests:
             own = scores[index[(request.instruction, request.rollout, request.criteria)]]
             ref = scores[index[(request.instruction, request.reference, request.criteria)]]
-            comparison = score_comparison(own.value, ref.value)
+            outcome = Outcome.from_scores(own.value, ref.value)
             reward = None if own.value is None else (own.value - 1) / 9
-            verdict = {1.0: Verdict.B, 0.5: Verdict.TIE, 0.0: Verdict.A}.get(
-                comparison if comparison is not None else -1.0, Verdict.INVALID
-            )
+            # The synthetic judgment shows the rollout second.
+            verdict = outcome.verdict("second")
             errors = [s.error for s in (own, ref) if s.error]
             judgment = Judgment(
                 verdict=verdict,
@@ -265,7 +257,7 @@ class PointwiseReward:
                 ),
                 judge=str(getattr(self.scorer, "name", type(self.scorer).__name__)),
             )
-            outcomes.append(RewardOutcome(reward, [judgment], ["second"], comparison=comparison))
+            outcomes.append(RewardOutcome(reward, [judgment], ["second"], outcome=outcome))
         return outcomes
 
     async def score(self, requests: Sequence[RewardRequest]) -> list[RewardOutcome]:

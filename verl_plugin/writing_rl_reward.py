@@ -402,6 +402,13 @@ def _combined_reward(judged: list[_Judged]) -> float | None:
     return 0.5
 
 
+def _outcome(reward: float | None) -> str:
+    """The outcome word (rl_engine.outcomes.Outcome's value) of a pairwise reward."""
+    if reward is None:
+        return "invalid"
+    return {1.0: "win", 0.5: "tie", 0.0: "loss"}[reward]
+
+
 def _criteria_text(criteria: Any) -> str | None:
     if criteria is None or criteria == "":
         return None
@@ -457,7 +464,9 @@ async def compute_score(
                 "rollout": solution_str,
                 "reference_tier": tier,
                 "verdict": j.verdict,
-                "reward": pairwise_reward(j.verdict, j.policy_position),
+                # The rollout's outcome over all its orders, as a TRL run's rows carry it.
+                "outcome": _outcome(reward),
+                "reward": reward,
                 "total_reward": reward,
                 "position": j.policy_position,
                 "rationale": j.rationale,

@@ -55,6 +55,7 @@ from rl_engine.evaluation.metrics import (
 )
 from rl_engine.evaluation.winrate import combine_orders, length_controlled_win_rate
 from rl_engine.judging.types import Judge, PairRequest, Score
+from rl_engine.outcomes import Outcome, OutcomeCounts
 from rl_engine.text import count_words, length_score
 
 __all__ = [
@@ -602,27 +603,25 @@ async def _judge_pairwise(
             ItemResult(
                 item.item_id, generated.iteration, generated.response,
                 count_words(generated.response),
-                {"win": 100.0, "tie": 50.0, "loss": 0.0}.get(outcome),
+                None if outcome.reward is None else 100.0 * outcome.reward,
                 details={
-                    "outcome": outcome,
+                    "outcome": outcome.value,
                     "system_first": first.verdict.value, "system_second": second.verdict.value,
                     "baseline_words": count_words(str(item.baseline)),
                     "rationales": [first.rationale, second.rationale],
                 },
                 error=("judgment invalid: " + "; ".join(str(e) for e in errors or ["no verdict"]))
-                if outcome == "invalid" else None,
+                if not outcome.valid else None,
                 judge_latency_s=first.latency_s + second.latency_s,
             )
         )  # fmt: skip
-    wins = outcomes.count("win")
-    ties = outcomes.count("tie")
-    losses = outcomes.count("loss")
-    total = wins + ties + losses
+    counts = OutcomeCounts.of(outcomes)
+    total = counts.valid
     aggregates: dict[str, Any] = {
-        "wins": wins, "ties": ties, "losses": losses,
-        "invalid": outcomes.count("invalid"),
-        "win_rate": wins / total if total else None,
-        "adjusted_win_rate": (wins + 0.5 * ties) / total if total else None,
+        "wins": counts.wins, "ties": counts.ties, "losses": counts.losses,
+        "invalid": counts.invalid,
+        "win_rate": counts.rate(Outcome.WIN),
+        "adjusted_win_rate": counts.adjusted_win_rate,
         "length_controlled_win_rate": None, "length_coefficient": None,
     }  # fmt: skip
     if total:

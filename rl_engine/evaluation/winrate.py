@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Literal
 
 import numpy as np
+
+from rl_engine.judging.verdict import Verdict
+from rl_engine.outcomes import Outcome, OutcomeCounts, verdict_letter
+from rl_engine.outcomes import combine_orders as combine_outcomes
 
 __all__ = [
     "LengthControlledWinRate",
@@ -28,38 +30,28 @@ __all__ = [
     "win_rate_from_outcomes",
 ]
 
-Outcome = Literal["win", "tie", "loss", "invalid"]
-_LETTERS = ("A", "B", "TIE", "INVALID")
 
-
-def _letter(verdict: object, where: str) -> str:
-    value = verdict.value if isinstance(verdict, Enum) else verdict
-    text = str(value).upper()
-    if text == "C":  # the judge's tie letter, if a caller passes it raw
-        text = "TIE"
-    if text not in _LETTERS:
-        raise ValueError(f"{where} must be A, B, TIE or INVALID, got {verdict!r}")
-    return text
+def _letter(verdict: object, where: str) -> Verdict:
+    return verdict_letter(verdict, where)
 
 
 def combine_orders(system_first: object, system_second: object) -> Outcome:
-    """The system's outcome on one item from the verdicts of both orders.
+    """The system's outcome on one item from the verdicts of both orders (the rule is
+    :func:`rl_engine.outcomes.combine_orders`; this reads the judge's letters).
 
     ``system_first`` is the verdict with the system's response shown first (as A),
     ``system_second`` with it shown second (as B).
 
-    >>> combine_orders("A", "B"), combine_orders("A", "A"), combine_orders("TIE", "TIE")
-    ('win', 'tie', 'tie')
-    >>> combine_orders("B", "A"), combine_orders("A", "INVALID")
-    ('loss', 'invalid')
+    >>> [str(combine_orders(*pair)) for pair in [("A", "B"), ("A", "A"), ("TIE", "TIE")]]
+    ['win', 'tie', 'tie']
+    >>> [str(combine_orders(*pair)) for pair in [("B", "A"), ("A", "INVALID")]]
+    ['loss', 'invalid']
     """
     first = _letter(system_first, "system-first verdict")
     second = _letter(system_second, "system-second verdict")
-    if first == "INVALID" or second == "INVALID":
-        return "invalid"
-    as_first = {"A": "win", "B": "loss", "TIE": "tie"}[first]
-    as_second = {"A": "loss", "B": "win", "TIE": "tie"}[second]
-    return as_first if as_first == as_second else "tie"  # type: ignore[return-value]
+    return combine_outcomes(
+        Outcome.from_verdict(first, "first"), Outcome.from_verdict(second, "second")
+    )
 
 
 @dataclass(frozen=True)
@@ -87,14 +79,10 @@ class WinRate:
         return (self.wins + 0.5 * self.ties) / self.total if self.total else None
 
 
-def win_rate_from_outcomes(outcomes: Sequence[Outcome]) -> WinRate:
+def win_rate_from_outcomes(outcomes: Sequence[Outcome | str]) -> WinRate:
     """Count per-item outcomes ("win", "tie", "loss", "invalid")."""
-    counts = {"win": 0, "tie": 0, "loss": 0, "invalid": 0}
-    for index, outcome in enumerate(outcomes):
-        if outcome not in counts:
-            raise ValueError(f"item {index}: outcome must be win, tie, loss or invalid")
-        counts[outcome] += 1
-    return WinRate(counts["win"], counts["tie"], counts["loss"], counts["invalid"])
+    counts = OutcomeCounts.of(outcomes)
+    return WinRate(counts.wins, counts.ties, counts.losses, counts.invalid)
 
 
 def pairwise_win_rate(system_first: Sequence[object], system_second: Sequence[object]) -> WinRate:
@@ -121,7 +109,7 @@ def pairwise_win_rate(system_first: Sequence[object], system_second: Sequence[ob
             raise ValueError(f"item {index}: {error}") from None
         outcomes.append(outcome)
         a, b = _letter(first, ""), _letter(second, "")
-        if outcome == "tie" and not (a == "TIE" and b == "TIE"):
+        if outcome is Outcome.TIE and not (a is Verdict.TIE and b is Verdict.TIE):
             inconsistent += 1
     counts = win_rate_from_outcomes(outcomes)
     return WinRate(counts.wins, counts.ties, counts.losses, counts.invalid, inconsistent)
@@ -144,7 +132,7 @@ class LengthControlledWinRate:
 
 
 def length_controlled_win_rate(
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[Outcome | str],
     system_lengths: Sequence[float],
     baseline_lengths: Sequence[float],
     l2: float = 1e-3,
@@ -167,14 +155,16 @@ def length_controlled_win_rate(
             f"need one length pair per outcome: {len(outcomes)} outcomes, "
             f"{len(system_lengths)} system lengths, {len(baseline_lengths)} baseline lengths"
         )
-    target_of = {"win": 1.0, "tie": 0.5, "loss": 0.0}
-    keep = [i for i, outcome in enumerate(outcomes) if outcome != "invalid"]
-    for i in keep:
-        if outcomes[i] not in target_of:
-            raise ValueError(f"item {i}: outcome must be win, tie, loss or invalid")
+    read: list[Outcome] = []
+    for i, outcome in enumerate(outcomes):
+        try:
+            read.append(Outcome(outcome))
+        except ValueError:
+            raise ValueError(f"item {i}: outcome must be win, tie, loss or invalid") from None
+    keep = [i for i, outcome in enumerate(read) if outcome.valid]
     if not keep:
         raise ValueError("no valid outcome to fit the length model on")
-    y = np.array([target_of[outcomes[i]] for i in keep])
+    y = np.array([read[i].reward for i in keep], dtype=float)
     diff = np.array([float(system_lengths[i]) - float(baseline_lengths[i]) for i in keep])
     spread = float(diff.std())
     feature = np.tanh(diff / spread) if spread > 0 else np.zeros_like(diff)
@@ -231,13 +221,14 @@ def position_bias(original: Sequence[object], swapped: Sequence[object]) -> Posi
     for index, (one, other) in enumerate(zip(original, swapped, strict=True)):
         a = _letter(one, f"item {index}: original verdict")
         b = _letter(other, f"item {index}: swapped verdict")
-        if "INVALID" in (a, b):
+        if Verdict.INVALID in (a, b):
             invalid += 1
             continue
         items += 1
-        consistent = {"A": "B", "B": "A", "TIE": "TIE"}[a] == b
+        # The same winner after the swap: the letters mirror each other.
+        consistent = Outcome.from_verdict(a, "first") is Outcome.from_verdict(b, "second")
         if not consistent:
             flips += 1
-            first += a == b == "A"
-            second += a == b == "B"
+            first += a is b is Verdict.A
+            second += a is b is Verdict.B
     return PositionBias(items, flips, first, second, invalid)

@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from rl_engine.curriculum import CurriculumStore
 from rl_engine.training.config import TrainConfig
 from rl_engine.training.reporter import InMemoryReporter, Reporter
+from rl_engine.training.reward_fn import JudgeOutageError, JudgeOutagePolicy
 from rl_engine.training.types import (
     CheckpointInfo,
+    JudgeWait,
     JudgmentRecord,
     StepMetrics,
     TrainingInstruction,
@@ -28,6 +30,9 @@ __all__ = [
     "BackendUnavailableError",
     "CheckpointInfo",
     "InMemoryReporter",
+    "JudgeOutageError",
+    "JudgeOutagePolicy",
+    "JudgeWait",
     "JudgmentRecord",
     "Reporter",
     "StepMetrics",

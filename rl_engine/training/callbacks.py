@@ -18,6 +18,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from rl_engine.curriculum import CurriculumStore
+from rl_engine.outcomes import Outcome
 from rl_engine.training.checkpoint import write_checkpoint_extras
 from rl_engine.training.reporter import Reporter
 from rl_engine.training.reward_fn import PairwiseRewardFunction
@@ -166,10 +167,15 @@ class ReportingCallback(TrainerCallback):
             metrics.reward_mean, metrics.reward_std = stats.reward_mean_std()
             valid = [r for r in stats.pairwise if r is not None]
             metrics.pairwise_reward_mean = sum(valid) / len(valid) if valid else None
-            metrics.win_rate = stats.rate(1.0)
-            metrics.tie_rate = stats.rate(0.5)
-            metrics.loss_rate = stats.rate(0.0)
+            # Shares of the step's rollouts; None (unknown) when no rollout got a verdict.
+            metrics.win_rate = stats.rate(Outcome.WIN)
+            metrics.tie_rate = stats.rate(Outcome.TIE)
+            metrics.loss_rate = stats.rate(Outcome.LOSS)
             metrics.invalid_rate = stats.invalid_rate
+            metrics.judge_attempts = stats.judge_attempts
+            metrics.judge_retries = stats.judge_retries
+            metrics.judge_prompt_tokens = stats.judge_prompt_tokens
+            metrics.judge_completion_tokens = stats.judge_completion_tokens
             metrics.rollouts = len(stats.pairwise)
             words = stats.completion_words
             metrics.mean_completion_words = sum(words) / len(words) if words else None

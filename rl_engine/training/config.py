@@ -68,6 +68,22 @@ class TrainConfig:
         default_factory=_default_judge,
         metadata=_help("Pairwise judge (kind openai / local / heuristic and its settings)."),
     )
+    judge_max_invalid_rate: float = field(
+        default=0.5,
+        metadata=_help(
+            "Hold a step for the judge when more than this share of its rollouts got no "
+            "verdict (0..1; a step where no rollout got one is always held): the rollouts "
+            "without a verdict are judged again with backoff, within judge_outage_budget_s."
+        ),
+    )
+    judge_outage_budget_s: float = field(
+        default=600.0,
+        metadata=_help(
+            "Seconds a step may wait for the judge (endpoint down, no verdicts) before the "
+            "run ends 'failed' with the reason; its last checkpoint stays, so it can be "
+            "resumed. Retries back off from 5 s to 60 s; 0 fails at the first such step."
+        ),
+    )
     reward_kind: str = field(
         default="pairwise",
         metadata=_help(
@@ -280,6 +296,20 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.gradient_accumulation_steps={self.gradient_accumulation_steps} must "
                 f"divide prompts_per_step={self.prompts_per_step} for sft"
+            )
+        if not isinstance(self.judge_max_invalid_rate, int | float) or not (
+            0 <= self.judge_max_invalid_rate <= 1
+        ):
+            raise ValueError(
+                "TrainConfig.judge_max_invalid_rate must be a share in [0, 1]; got "
+                f"{self.judge_max_invalid_rate!r}"
+            )
+        if not isinstance(self.judge_outage_budget_s, int | float) or (
+            self.judge_outage_budget_s < 0
+        ):
+            raise ValueError(
+                "TrainConfig.judge_outage_budget_s must be seconds >= 0 (e.g. 600); got "
+                f"{self.judge_outage_budget_s!r}"
             )
         if self.temperature <= 0:
             raise ValueError(

@@ -1,9 +1,11 @@
 """Where training reports to: the ``Reporter`` protocol and an in-memory implementation.
 
 The web app implements the protocol with the ORM; tests and notebooks use
-:class:`InMemoryReporter`. Reporters are called from the training loop's thread, one call per
-event batch, and must not raise for ordinary data (a failed write should be logged, not stop a
-run).
+:class:`InMemoryReporter`. Beyond the protocol, a reporter may define ``on_judge_wait(wait)``:
+it is called with a :class:`JudgeWait` while a step is held for the judge, and with None when
+the hold ends (``on_resume(CheckpointInfo)`` is the other optional method). Reporters are
+called from the training loop's thread, one call per event batch, and must not raise for
+ordinary data (a failed write should be logged, not stop a run).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from rl_engine.curriculum import Transition
-from rl_engine.training.types import CheckpointInfo, JudgmentRecord, StepMetrics
+from rl_engine.training.types import CheckpointInfo, JudgeWait, JudgmentRecord, StepMetrics
 
 
 @runtime_checkable
@@ -49,6 +51,7 @@ class InMemoryReporter:
         self.judgments: list[JudgmentRecord] = []
         self.transitions: list[Transition] = []
         self.checkpoints: list[CheckpointInfo] = []
+        self.judge_waits: list[JudgeWait | None] = []
         self.stop_after_step = stop_after_step
         self._stop = threading.Event()
 
@@ -63,6 +66,9 @@ class InMemoryReporter:
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
         self.checkpoints.append(checkpoint)
+
+    def on_judge_wait(self, wait: JudgeWait | None) -> None:
+        self.judge_waits.append(wait)
 
     def stop(self) -> None:
         self._stop.set()

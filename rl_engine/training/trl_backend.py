@@ -29,7 +29,7 @@ from rl_engine.training.callbacks import PhaseClock, ReportingCallback, TimedGen
 from rl_engine.training.checkpoint import read_curriculum, resolve_resume
 from rl_engine.training.config import TrainConfig
 from rl_engine.training.reporter import Reporter
-from rl_engine.training.reward_fn import PairwiseRewardFunction
+from rl_engine.training.reward_fn import JudgeOutagePolicy, PairwiseRewardFunction
 from rl_engine.training.sampling import ResumableSamplerMixin
 from rl_engine.training.types import CheckpointInfo, TrainingInstruction, TrainResult
 
@@ -221,7 +221,12 @@ def train_trl(
         reward = PointwiseReward(make_scorer(config.judge))
     else:
         reward = PairwiseReward(make_judge(config.judge), position=position)
-    reward_fn = PairwiseRewardFunction(by_id, scheduler, reward, reporter, config.reward_terms)
+    outage = JudgeOutagePolicy(
+        max_invalid_rate=config.judge_max_invalid_rate, budget_s=config.judge_outage_budget_s
+    )
+    reward_fn = PairwiseRewardFunction(
+        by_id, scheduler, reward, reporter, config.reward_terms, outage=outage
+    )
     dataset = Dataset.from_list(
         [
             {"prompt": [{"role": "user", "content": inst.prompt}], "sample_id": inst.sample_id}

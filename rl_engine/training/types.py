@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rl_engine.outcomes import Outcome
+
 
 @dataclass
 class TrainingInstruction:
@@ -48,7 +50,10 @@ class StepMetrics:
     """What happened in one optimizer step.
 
     Rates are shares of this step's rollouts (``invalid_rate`` counts rollouts without a usable
-    verdict). ``tier_histogram[t]`` is the number of training samples whose current tier is t
+    verdict); the win, tie and loss rates are None when no rollout got a verdict. The judge's
+    requests (``judge_attempts``, re-asks and retries included), the step's re-judgings while
+    the judge was out (``judge_retries``) and the tokens the endpoint reported are totals of
+    the step. ``tier_histogram[t]`` is the number of training samples whose current tier is t
     after the step; ``mastered`` counts samples that beat their best reference. Throughputs are
     tokens per second of wall time of the generation phase and of the update phase (forward,
     backward, optimizer). Fields that an algorithm does not produce are None (SFT has no reward).
@@ -78,6 +83,10 @@ class StepMetrics:
     update_tokens_per_s: float | None = None
     judge_seconds: float = 0.0
     judge_latency_s: float | None = None
+    judge_attempts: int = 0
+    judge_retries: int = 0
+    judge_prompt_tokens: int = 0
+    judge_completion_tokens: int = 0
     step_seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -86,9 +95,15 @@ class StepMetrics:
 class JudgmentRecord:
     """One judge call on one rollout of one step.
 
-    ``reward`` is the rollout's pairwise reward (None when no usable verdict) and
-    ``total_reward`` what the trainer optimised (pairwise plus weighted extra terms).
-    ``position`` is where the policy's text was shown to the judge ("first" / "second").
+    ``verdict`` is the judge's letter in this call (A / B / TIE / INVALID) and ``position``
+    where the policy's text was shown ("first" / "second"). ``outcome`` is the *rollout's*
+    standing against its reference (win / tie / loss / invalid, see :mod:`rl_engine.outcomes`)
+    — with the reward position "both" it is combined over the two orders, so both records of
+    a rollout carry the same outcome while each keeps its own letter. ``reward`` is that
+    outcome's pairwise reward (None when no usable verdict) and ``total_reward`` what the
+    trainer optimised (pairwise plus weighted extra terms). ``attempts`` counts the requests
+    behind the call (0 for a cached judgment) and the token counts are what the endpoint
+    reported for all of them.
     """
 
     sample_id: str
@@ -105,6 +120,33 @@ class JudgmentRecord:
     latency_s: float = 0.0
     error: str | None = None
     cached: bool = False
+    outcome: str = ""
+    attempts: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        # The rollout's outcome defaults to the one its pairwise reward stands for.
+        self.outcome = str(
+            Outcome(self.outcome) if self.outcome else Outcome.from_reward(self.reward)
+        )
+
+
+@dataclass
+class JudgeWait:
+    """The trainer is holding a step because the judge gives no usable verdicts.
+
+    ``waited_s`` of ``budget_s`` seconds are spent; ``retries`` re-judgings were made;
+    ``invalid_rate`` is the step's share of rollouts without a verdict at the last try and
+    ``last_error`` the judge's most frequent error then.
+    """
+
+    step: int
+    waited_s: float
+    budget_s: float
+    retries: int
+    invalid_rate: float
+    last_error: str
 
 
 @dataclass

@@ -10,9 +10,11 @@ A verl job runs on a Ray cluster in its own environment; its reward hook
 ``POST /internal/runs/<run>/outcomes``   ``{"outcomes": [StepOutcome fields]}`` ->
     ``{"transitions": [Transition fields]}``, through the run's ``DjangoCurriculumStore``
     (each outcome applied at most once; at most one tier per step).
-``POST /internal/runs/<run>/judgments``  ``{"judgments": [JudgmentRecord fields (+ attempts,
-    prompt_tokens, completion_tokens)]}`` -> ``{"stored": n}``, the same rows a TRL run's
-    reporter writes, so the dashboard shows a verl run like any other.
+``POST /internal/runs/<run>/judgments``  ``{"judgments": [JudgmentRecord fields]}`` ->
+    ``{"stored": n}``, written by the same helper as a TRL run's reporter, so the rows mean the
+    same thing: ``outcome`` is the rollout's outcome (combined over both orders when it was
+    judged in both; without it, the record's own order's outcome) and the stored reward is
+    that outcome's (a posted ``reward`` is checked, not used).
 
 Authentication: ``Authorization: Bearer <WRITING_RL_INTERNAL_API_TOKEN>``, compared in
 constant time. With the setting empty the API does not exist (404). A bad body is a 400 that
@@ -35,12 +37,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from rl_engine.curriculum import StepOutcome
-from webapp.studio.models import CurriculumState, CurriculumTransition, Judgment, Run
+from rl_engine.outcomes import Outcome
+from rl_engine.training import JudgmentRecord
+from webapp.studio.models import CurriculumState, CurriculumTransition, Run
 from webapp.studio.services.curriculum_store import DjangoCurriculumStore
+from webapp.studio.services.judgments import judgments_store
 
 MAX_ITEMS = 10_000
 ENGINE_VERDICTS = ("A", "B", "TIE", "INVALID")
 POSITIONS = ("first", "second")
+OUTCOMES = tuple(Outcome)
 
 View = Callable[..., HttpResponse]
 
@@ -222,58 +228,52 @@ def outcomes(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str, 
     return {"transitions": [asdict(t) for t in transitions]}
 
 
-def studio_verdict(verdict: str, position: str) -> str:
-    """The engine's A/B/TIE/INVALID seen from the policy, shown at ``position``."""
-    if verdict == "TIE":
-        return Judgment.Verdict.TIE
-    if verdict == "INVALID":
-        return Judgment.Verdict.INVALID
-    won = (verdict == "A") == (position == "first")
-    return Judgment.Verdict.WIN if won else Judgment.Verdict.LOSS
+def _optional_int(item: Mapping[str, Any], name: str, where: str, default: int) -> int:
+    return _int(item, name, where, minimum=0) if name in item else default
 
 
 @internal_endpoint
 def judgments(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str, Any]:
-    items = _items(body, "judgments")
-    rows: list[Judgment] = []
-    sample_ids: list[str] = []
-    for index, item in enumerate(items):
+    records: list[JudgmentRecord] = []
+    for index, item in enumerate(_items(body, "judgments")):
         where = f"judgments[{index}]"
-        sample_id = _text(item, "sample_id", where, required=True)
         verdict = _text(item, "verdict", where, required=True)
         if verdict not in ENGINE_VERDICTS:
             raise BadRequest(f"{where}.verdict: must be one of {', '.join(ENGINE_VERDICTS)}")
         position = _text(item, "position", where, required=True)
         if position not in POSITIONS:
             raise BadRequest(f"{where}.position: must be 'first' or 'second', got {position!r}")
+        _float_or_none(item, "reward", where)  # checked; the stored reward is the outcome's
+        # The rollout's outcome (combined over both orders when it was judged in both); a
+        # record without one stands for its own order.
+        outcome = _text(item, "outcome", where) or Outcome.from_verdict(verdict, position)
+        if outcome not in OUTCOMES:
+            raise BadRequest(f"{where}.outcome: must be one of {', '.join(OUTCOMES)}")
         latency = _float_or_none(item, "latency_s", where)
-        sample_ids.append(sample_id)
-        rows.append(
-            Judgment(
-                run=run,
-                instruction_id=0,  # set below, once every sample id is checked
+        records.append(
+            JudgmentRecord(
+                sample_id=_text(item, "sample_id", where, required=True),
                 step=_int(item, "step", where, minimum=0),
+                rollout_index=_optional_int(item, "rollout_index", where, 0),
                 rollout=_text(item, "rollout", where, required=True),
                 reference_tier=_int(item, "reference_tier", where, minimum=0),
-                verdict=studio_verdict(verdict, position),
-                reward=_float_or_none(item, "reward", where),
+                verdict=verdict,
+                reward=Outcome(outcome).reward,
+                outcome=outcome,
+                total_reward=_float_or_none(item, "total_reward", where),
                 position=position,
                 rationale=_text(item, "rationale", where),
-                judge=_text(item, "judge", where)[:300],
-                latency_s=latency,
-                attempts=_int(item, "attempts", where, minimum=0) if "attempts" in item else 1,
-                error=_text(item, "error", where),
-                prompt_tokens=_int(item, "prompt_tokens", where, minimum=0)
-                if "prompt_tokens" in item
-                else 0,
-                completion_tokens=_int(item, "completion_tokens", where, minimum=0)
-                if "completion_tokens" in item
-                else 0,
+                judge=_text(item, "judge", where),
+                latency_s=latency if latency is not None else 0.0,
+                error=_text(item, "error", where) or None,
+                attempts=_optional_int(item, "attempts", where, 1),
+                prompt_tokens=_optional_int(item, "prompt_tokens", where, 0),
+                completion_tokens=_optional_int(item, "completion_tokens", where, 0),
             )
         )
-    ids = _sample_ids(run, sample_ids, "judgments")
-    for row, sample_id in zip(rows, sample_ids, strict=True):
-        row.instruction_id = ids[sample_id]
+    ids = _sample_ids(run, [r.sample_id for r in records], "judgments")
+    for record in records:
+        record.sample_id = str(ids[record.sample_id])
     with transaction.atomic():
-        Judgment.objects.bulk_create(rows, batch_size=500)
-    return {"stored": len(rows)}
+        stored = judgments_store(run_id=run.pk, records=records)
+    return {"stored": stored}

@@ -215,6 +215,9 @@ class Run(WorkerLease):
     current_step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # While a step is held because the judge gives no verdicts: JudgeWait's fields (step,
+    # waited_s, budget_s, retries, invalid_rate, last_error) and "since"; {} otherwise.
+    judge_wait = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -297,7 +300,13 @@ class CurriculumTransition(models.Model):
 
 
 class Judgment(models.Model):
-    """One judge verdict on one rollout against one reference, at one step of a run."""
+    """One judge call on one rollout against one reference, at one step of a run.
+
+    ``verdict`` is the rollout's outcome (combined over both orders with the reward position
+    "both", so both rows of a rollout carry it); ``order_verdict`` the judge's letter in this
+    call, with ``position`` where the policy's text was shown. Written only through
+    ``webapp.studio.services.judgments.judgments_store``, for every backend.
+    """
 
     class Verdict(models.TextChoices):
         WIN = "win", "policy won"
@@ -311,6 +320,9 @@ class Judgment(models.Model):
     rollout = models.TextField()
     reference_tier = models.PositiveIntegerField(null=True, blank=True)
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    order_verdict = models.CharField(
+        max_length=10, blank=True, help_text="The judge's letter in this call: A, B, TIE, INVALID."
+    )
     reward = models.FloatField(null=True, blank=True)
     position = models.CharField(max_length=20, blank=True)
     rationale = models.TextField(blank=True)

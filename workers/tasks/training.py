@@ -70,7 +70,7 @@ def execute_run(
     run_id: int, *, worker: str, wrap_reporter: Callable[[Any], Any] | None = None
 ) -> dict[str, Any]:
     """Train a run this worker has claimed, and record how it ended."""
-    from rl_engine.training import TrainConfig, train
+    from rl_engine.training import JudgeOutageError, TrainConfig, train
     from webapp.studio.models import Run
     from webapp.studio.services.curriculum_store import DjangoCurriculumStore
     from webapp.studio.services.reporter import DjangoReporter
@@ -96,16 +96,24 @@ def execute_run(
         )
         result = train(config, instructions, store, reporter, resume_from=True)
     except Exception as error:
-        detail = "".join(traceback.format_exception(error)[-6:])
-        run_finish(run_id=run_id, status=Run.Status.FAILED, error=detail[-4000:], worker=worker)
-        log.exception("run %s failed", run_id)
-        return {"run": run_id, "claimed": True, "status": Run.Status.FAILED, "error": str(error)}
+        if isinstance(error, JudgeOutageError):
+            detail = f"waiting for judge: {error}"  # the reason, without a traceback
+        else:
+            detail = "".join(traceback.format_exception(error)[-6:])
+        cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()
+        status = Run.Status.CANCELLED if cancelled else Run.Status.FAILED
+        run_finish(run_id=run_id, status=status, error=detail[-4000:], worker=worker)
+        log.exception("run %s ended: %s", run_id, status)
+        return {"run": run_id, "claimed": True, "status": status, "error": str(error)}
     finally:
         heartbeat.done.set()
         heartbeat.join(timeout=5)
     cancelled = result.stopped and Run.objects.filter(pk=run_id, cancel_requested=True).exists()
     status = Run.Status.CANCELLED if cancelled else Run.Status.SUCCEEDED
     run_finish(run_id=run_id, status=status, worker=worker, steps=result.steps)
+    # run_finish refuses "succeeded" for a run none of whose judgments gave a verdict.
+    if Run.objects.filter(pk=run_id, status=Run.Status.FAILED).exists():
+        status = Run.Status.FAILED
     Run.objects.filter(pk=run_id).update(output_dir=result.run_dir)
     return {
         "run": run_id,

@@ -11,34 +11,23 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from rl_engine.curriculum import Transition
-from rl_engine.training import CheckpointInfo, JudgmentRecord, StepMetrics
-from webapp.studio.models import Checkpoint, Judgment, Run, StepMetric
+from rl_engine.training import CheckpointInfo, JudgeWait, JudgmentRecord, StepMetrics
+from webapp.studio.models import Checkpoint, Run, StepMetric
+from webapp.studio.services.judgments import judgments_store
 
 log = logging.getLogger(__name__)
-
-_VERDICT_BY_REWARD = {
-    1.0: Judgment.Verdict.WIN,
-    0.5: Judgment.Verdict.TIE,
-    0.0: Judgment.Verdict.LOSS,
-}
 
 
 def _drop_broken_connection() -> None:
     # A lost database connection stays broken until closed; the next query reconnects.
     if not connection.in_atomic_block:
         connection.close()
-
-
-def judgment_verdict(record: JudgmentRecord) -> str:
-    """The policy's outcome from its pairwise reward (None or an unknown value is invalid)."""
-    if record.reward is None:
-        return Judgment.Verdict.INVALID
-    return _VERDICT_BY_REWARD.get(record.reward, Judgment.Verdict.INVALID)
 
 
 class DjangoReporter:
@@ -79,30 +68,24 @@ class DjangoReporter:
         self._safely(f"step {metrics.step}", write)
 
     def on_judgments(self, judgments: Sequence[JudgmentRecord]) -> None:
-        def write() -> None:
-            Judgment.objects.bulk_create(
-                [
-                    Judgment(
-                        run_id=self.run_id,
-                        instruction_id=int(record.sample_id),
-                        step=record.step,
-                        rollout=record.rollout,
-                        reference_tier=record.reference_tier,
-                        verdict=judgment_verdict(record),
-                        reward=record.reward,
-                        position=record.position[:20],
-                        rationale=record.rationale,
-                        judge=record.judge[:300],
-                        latency_s=record.latency_s,
-                        error=record.error or "",
-                    )
-                    for record in judgments
-                ],
-                batch_size=500,
+        if judgments:
+            self._safely(
+                f"{len(judgments)} judgments",
+                lambda: judgments_store(run_id=self.run_id, records=judgments),
             )
 
-        if judgments:
-            self._safely(f"{len(judgments)} judgments", write)
+    def on_judge_wait(self, wait: JudgeWait | None) -> None:
+        """Show on the run page that a step waits for the judge (None: it no longer does)."""
+
+        def write() -> None:
+            if wait is None:
+                Run.objects.filter(pk=self.run_id).update(judge_wait={})
+                return
+            state = dataclasses.asdict(wait)
+            state["since"] = (timezone.now() - timedelta(seconds=wait.waited_s)).isoformat()
+            Run.objects.filter(pk=self.run_id).update(judge_wait=state, heartbeat_at=timezone.now())
+
+        self._safely("the judge wait", write)
 
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
         # Already in CurriculumTransition (written by the store with the move).

@@ -25,6 +25,7 @@ from webapp.studio.models import (
     CurriculumState,
     Dataset,
     Instruction,
+    Judgment,
     Reference,
     Run,
     Selection,
@@ -155,13 +156,33 @@ def run_heartbeat(run_id: int, *, worker: str = "") -> bool:
 def run_finish(
     *, run_id: int, status: str, error: str = "", worker: str = "", steps: int | None = None
 ) -> bool:
-    """Record how a running run ended (succeeded, failed or cancelled)."""
+    """Record how a running run ended (succeeded, failed or cancelled).
+
+    A run whose judgments all came back without a verdict trained on nothing: it is recorded
+    as failed, with that reason, whatever the trainer said.
+    """
     if status not in {Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.CANCELLED}:
         raise ValueError(f"a run cannot finish as {status!r}")
+    if status == Run.Status.SUCCEEDED:
+        counts = Judgment.objects.filter(run_id=run_id).aggregate(
+            total=Count("id"), invalid=Count("id", filter=Q(verdict=Judgment.Verdict.INVALID))
+        )
+        if counts["total"] and counts["invalid"] == counts["total"]:
+            status = Run.Status.FAILED
+            error = (
+                f"none of the run's {counts['total']} judgments gave a verdict (invalid rate "
+                "100%): it trained on no reward. Check the judge (endpoint, model, prompt) "
+                "and resume the run from its last checkpoint."
+            )
     query = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING)
     if worker:
         query = query.filter(claimed_by=worker[:300])
-    fields: dict[str, Any] = {"status": status, "error": error, "finished_at": timezone.now()}
+    fields: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        "finished_at": timezone.now(),
+        "judge_wait": {},
+    }
     if status == Run.Status.SUCCEEDED:
         fields["progress"] = 1.0
     if steps is not None:
