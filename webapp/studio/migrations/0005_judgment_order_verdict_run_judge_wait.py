@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('studio', '0003_worker_leases'),
+        ('studio', '0004_use_studio_permission'),
     ]
 
     operations = [
