@@ -10,7 +10,12 @@ Gauges computed at scrape time from the database and the broker:
   queue's lists, priorities included; the filesystem transport: its message files);
 * ``writing_rl_judge_latency_seconds`` (a summary) and ``writing_rl_judge_error_ratio`` — over
   the studio judgments of the last ``WRITING_RL_METRICS_WINDOW_S`` seconds (default 900);
-* ``writing_rl_judgments_window{verdict}`` — those judgments by verdict;
+* ``writing_rl_judgments_window{verdict}`` — those judgments by verdict (the rollout's
+  outcome: win, tie, loss, invalid); ``writing_rl_judge_tokens_window{kind}`` (prompt,
+  completion) and ``writing_rl_judge_requests_window`` — what they cost;
+* ``writing_rl_run_judge_tokens{run,kind}``, ``writing_rl_run_judge_tokens_per_step{run}`` —
+  each running run's judge tokens so far and per judged step;
+  ``writing_rl_run_waiting_for_judge{run}`` — 1 while a run holds a step for its judge;
 * ``writing_rl_run_steps_per_second{run}`` — optimizer steps per second of each running run,
   from its step records in the window;
 * ``writing_rl_scrape_error{source}`` — 1 when a source could not be read (the rest is still
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
 from webapp.studio.models import Judgment, PipelineJob, Run, StepMetric
@@ -182,7 +187,53 @@ def judge_families(window_s: int) -> list[Family]:
     )
     for verdict in Judgment.Verdict.values:
         verdicts.add(by_verdict.get(verdict, 0), verdict=verdict)
-    return [latency, errors, verdicts]
+    spent = recent.aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), attempts=Sum("attempts")
+    )
+    tokens = Family(
+        "writing_rl_judge_tokens_window",
+        f"Tokens the judge endpoints reported for the judgments of the last {window_s} s.",
+    )
+    for kind in ("prompt", "completion"):
+        tokens.add(spent[kind] or 0, kind=kind)
+    requests = Family(
+        "writing_rl_judge_requests_window",
+        f"Judge requests (re-asks and retries included) of the last {window_s} s's judgments.",
+    )
+    requests.add(spent["attempts"] or 0)
+    return [latency, errors, verdicts, tokens, requests]
+
+
+def running_run_judging() -> list[Family]:
+    """Per running run: judge tokens so far, tokens per judged step, waiting for the judge."""
+    running = list(Run.objects.filter(status=Run.Status.RUNNING).values_list("id", "judge_wait"))
+    totals = {
+        row["run_id"]: row
+        for row in Judgment.objects.filter(run_id__in=[pk for pk, _ in running])
+        .values("run_id")
+        .annotate(
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            steps=Count("step", distinct=True),
+        )
+    }
+    tokens = Family("writing_rl_run_judge_tokens", "Judge tokens of each running run so far.")
+    per_step = Family(
+        "writing_rl_run_judge_tokens_per_step", "Judge tokens per judged step of each running run."
+    )
+    waiting = Family(
+        "writing_rl_run_waiting_for_judge",
+        "1 while a running run holds a step because its judge gives no verdicts.",
+    )
+    for run_id, judge_wait in running:
+        row = totals.get(run_id, {})
+        prompt, completion = row.get("prompt") or 0, row.get("completion") or 0
+        tokens.add(prompt, run=str(run_id), kind="prompt")
+        tokens.add(completion, run=str(run_id), kind="completion")
+        steps = row.get("steps") or 0
+        per_step.add((prompt + completion) / steps if steps else 0.0, run=str(run_id))
+        waiting.add(1 if judge_wait else 0, run=str(run_id))
+    return [tokens, per_step, waiting]
 
 
 def steps_per_second(window_s: int) -> Family:
@@ -213,7 +264,7 @@ def collect() -> list[Family]:
     for source, build in (
         ("runs", lambda: [runs_by_status(), *worker_lost()]),
         ("queues", _queue_family),
-        ("judgments", lambda: judge_families(window)),
+        ("judgments", lambda: [*judge_families(window), *running_run_judging()]),
         ("steps", lambda: [steps_per_second(window)]),
     ):
         try:

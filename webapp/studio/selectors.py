@@ -19,6 +19,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
 )
 from django.db.models.functions import Coalesce
@@ -174,6 +175,40 @@ def run_curriculum_summary(run: Run) -> dict[str, Any]:
         if row["mastered"]:
             mastered += row["n"]
     return {"tiers": sorted(tiers.items()), "mastered": mastered, "samples": total}
+
+
+def run_judging_summary(run: Run) -> dict[str, Any]:
+    """What the run's judge did and cost (2 queries): judge calls, requests (re-asks and
+    retries included), tokens in total and per judged step, the share without a verdict, and
+    the last step's win rate — None ("unknown") when that step had no verdict at all."""
+    totals = Judgment.objects.filter(run=run).aggregate(
+        calls=Count("id"),
+        invalid=Count("id", filter=Q(verdict=Judgment.Verdict.INVALID)),
+        steps=Count("step", distinct=True),
+        attempts=Sum("attempts"),
+        prompt_tokens=Sum("prompt_tokens"),
+        completion_tokens=Sum("completion_tokens"),
+    )
+    calls, steps = totals["calls"], totals["steps"]
+    prompt, completion = totals["prompt_tokens"] or 0, totals["completion_tokens"] or 0
+    last = (
+        StepMetric.objects.filter(run=run)
+        .order_by("-step")
+        .values_list("step", "metrics__win_rate", "metrics__invalid_rate")
+        .first()
+    )
+    return {
+        "calls": calls,
+        "attempts": totals["attempts"] or 0,
+        "invalid_rate": totals["invalid"] / calls if calls else None,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens": prompt + completion,
+        "tokens_per_step": (prompt + completion) / steps if steps else None,
+        "last_step": last[0] if last else None,
+        "last_win_rate": last[1] if last else None,
+        "last_invalid_rate": last[2] if last else None,
+    }
 
 
 def run_charts(run: Run) -> dict[str, Any]:

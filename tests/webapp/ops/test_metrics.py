@@ -81,6 +81,30 @@ def test_it_counts_runs_judgments_and_steps(client: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_it_exports_judge_tokens_and_runs_waiting_for_their_judge(client: Client) -> None:
+    setup = make_run(tiers=(2,))
+    run, instruction = setup.run, setup.instructions[0]
+    for step, (prompt, completion, attempts) in enumerate([(100, 10, 1), (300, 30, 4)], 1):
+        Judgment.objects.create(run=run, instruction=instruction, step=step, rollout="r",
+                                verdict="win", prompt_tokens=prompt,
+                                completion_tokens=completion, attempts=attempts)  # fmt: skip
+    waiting = make_run(tiers=(2,), name="waiting").run
+    Run.objects.filter(pk=waiting.pk).update(judge_wait={"step": 1, "last_error": "refused"})
+
+    samples = scrape(client)
+
+    assert samples[("writing_rl_judge_tokens_window", (("kind", "prompt"),))] == 400
+    assert samples[("writing_rl_judge_tokens_window", (("kind", "completion"),))] == 40
+    assert samples[("writing_rl_judge_requests_window", ())] == 5
+    labels = (("kind", "prompt"), ("run", str(run.pk)))
+    assert samples[("writing_rl_run_judge_tokens", labels)] == 400
+    assert samples[("writing_rl_run_judge_tokens_per_step", (("run", str(run.pk)),))] == 220
+    assert samples[("writing_rl_run_judge_tokens_per_step", (("run", str(waiting.pk)),))] == 0
+    assert samples[("writing_rl_run_waiting_for_judge", (("run", str(run.pk)),))] == 0
+    assert samples[("writing_rl_run_waiting_for_judge", (("run", str(waiting.pk)),))] == 1
+
+
+@pytest.mark.django_db
 def test_it_counts_running_runs_and_jobs_whose_worker_was_lost(client: Client) -> None:
     run = make_run(tiers=(2,)).run
     Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, heartbeat_at=timezone.now())

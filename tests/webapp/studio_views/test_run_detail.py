@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tests.webapp.studio_views.factories import make_dataset, make_run
-from webapp.studio.models import Run, StepMetric
+from webapp.studio.models import Judgment, Run, StepMetric
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -106,3 +106,43 @@ def test_it_redraws_the_charts_when_the_run_moves_on(staff_client: Client) -> No
     Run.objects.filter(pk=run.pk).update(current_step=3)
     after = staff_client.get(f"/studio/runs/{run.pk}/", **HTMX).content.decode()
     assert unmasked(after) != unmasked(before) and "3/10" in after
+
+
+def test_it_shows_judge_totals_and_an_unknown_win_rate_without_verdicts(
+    staff_client: Client,
+) -> None:
+    run = make_run(make_dataset(instructions=2), steps=2)  # 2 x 2 x 2 judgments
+    cache.clear()
+    Judgment.objects.filter(run=run).update(attempts=2, prompt_tokens=100, completion_tokens=5)
+    StepMetric.objects.filter(run=run, step=2).update(
+        metrics={"win_rate": None, "invalid_rate": 1.0}
+    )
+    html = staff_client.get(f"/studio/runs/{run.pk}/", **HTMX).content.decode()
+    assert re.search(r"data-win-rate>unknown<", html)  # never "0%" without a verdict
+    assert "win rate at step 2" in html
+    assert re.search(r"data-judge-tokens>840<", html) and "420 per step" in html
+    assert "8 calls in 16 requests · 800 prompt + 40 completion tokens" in html
+    StepMetric.objects.filter(run=run, step=2).update(metrics={"win_rate": 0.25})
+    cache.clear()  # read once per step
+    html = staff_client.get(f"/studio/runs/{run.pk}/", **HTMX).content.decode()
+    assert re.search(r"data-win-rate>25%<", html)
+
+
+def test_it_shows_a_run_waiting_for_its_judge(staff_client: Client) -> None:
+    run = make_run(make_dataset(), steps=1)
+    Run.objects.filter(pk=run.pk).update(
+        judge_wait={
+            "step": 2,
+            "waited_s": 75.2,
+            "budget_s": 600.0,
+            "retries": 3,
+            "invalid_rate": 1.0,
+            "last_error": "connection refused <b>",
+        }
+    )
+    html = staff_client.get(f"/studio/runs/{run.pk}/", **HTMX).content.decode()
+    assert "Waiting for judge:</strong> step 2 got no verdict for 100% of its rollouts" in html
+    assert "judged again 3 times over 75 of 600 s" in html
+    assert "connection refused &lt;b&gt;" in html
+    Run.objects.filter(pk=run.pk).update(judge_wait={})
+    assert "data-judge-wait" not in staff_client.get(f"/studio/runs/{run.pk}/").content.decode()

@@ -41,3 +41,19 @@ def fixed(number: float | None, places: int = 2) -> str:
     if number is None:
         return "—"
     return f"{number:.{int(places)}f}"
+
+
+@register.filter
+def share(rate: float | None, unknown: str = "unknown") -> str:
+    """A 0-1 rate as a whole percentage; ``unknown`` for None (no verdict is not "0 %")."""
+    if rate is None:
+        return unknown
+    return f"{rate:.0%}"
+
+
+@register.filter
+def count(number: float | None) -> str:
+    """A count with thousands separators ("—" for None); fractions rounded."""
+    if number is None:
+        return "—"
+    return f"{round(number):,}"

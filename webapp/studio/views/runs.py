@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
@@ -88,6 +90,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "charts_html": _charts_html(run),
         "curriculum": selectors.run_curriculum_summary(run),
+        "judging": _judging(run),
     }
     if request.htmx:
         response = render(request, "studio/run_detail.html#progress", context)
@@ -99,6 +102,17 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # The same URL answers with a fragment or a page: caches must tell them apart.
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+def _judging(run: Run) -> dict[str, Any]:
+    """The judge's totals, read once per (status, step) like the charts: judgments and step
+    metrics are written once per step."""
+    key = f"studio:run-judging:{run.pk}:{run.status}:{run.current_step}"
+    summary = cache.get(key)
+    if summary is None:
+        summary = selectors.run_judging_summary(run)
+        cache.set(key, summary, CHARTS_CACHE_S)
+    return summary
 
 
 def _charts_html(run: Run) -> SafeString:

@@ -27,12 +27,23 @@ class ProgressBar:
         done = min(metrics.step / self.total, 1.0)
         filled = int(done * self.width)
         reward = "-" if metrics.reward_mean is None else f"{metrics.reward_mean:.2f}"
-        wins = "-" if metrics.win_rate is None else f"{metrics.win_rate:.0%}"
+        # No verdict in the step is "unknown", never "0%".
+        wins = "unknown" if metrics.win_rate is None else f"{metrics.win_rate:.0%}"
         self.stream.write(
             f"[{'#' * filled}{'.' * (self.width - filled)}] step {metrics.step}/{self.total} "
             f"reward {reward} win {wins} tiers {metrics.tier_histogram} "
             f"({metrics.step_seconds:.1f} s/step)"
         )
+
+    def on_judge_wait(self, wait: Any) -> None:
+        on_judge_wait = getattr(self.inner, "on_judge_wait", None)
+        if callable(on_judge_wait):
+            on_judge_wait(wait)
+        if wait is not None:
+            self.stream.write(
+                f"waiting for judge: step {wait.step}, {wait.invalid_rate:.0%} without a verdict, "
+                f"{wait.waited_s:.0f}/{wait.budget_s:.0f} s; last error: {wait.last_error}"
+            )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
