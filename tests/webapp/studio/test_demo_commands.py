@@ -60,3 +60,22 @@ def test_setup_writes_tiered_references_with_smollm2_once() -> None:
     assert Reference.objects.filter(instruction__dataset__name=DATASET_NAME).count() == (
         len(WRITERS) * len(instructions)
     )
+
+
+def test_setup_scores_references_by_their_round_robin_record() -> None:
+    from webapp.studio.management.commands.demo_setup import judge_scores
+
+    instruction = make_instruction(make_dataset(), references=0)
+    texts = {
+        "varied": "A calm grey sea under a pale sky, and gulls over the harbour wall.",
+        "plain": "The sea was grey.",
+        "loop": "sea sea sea sea sea sea sea sea",
+    }
+    for tier, (writer, text) in enumerate(texts.items()):
+        Reference.objects.create(instruction=instruction, writer=writer, text=text, tier=tier)
+    assert judge_scores([instruction]) == 6  # every ordered pair once
+    scores = dict(instruction.references.values_list("writer", "score"))
+    # 1 + 9 x the share of points (win 1, tie 1/2) over the 4 games each played.
+    assert all(1.0 <= score <= 10.0 for score in scores.values())
+    assert sum(scores.values()) == pytest.approx(3 * 1 + 9 * 6 / 4)  # 6 games' points shared
+    assert scores["varied"] > scores["loop"]

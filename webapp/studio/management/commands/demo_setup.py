@@ -13,8 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from rl_engine.judging import HeuristicJudge, PairRequest, Verdict
+from rl_engine.judging import HeuristicJudge, PairRequest
 from rl_engine.models import load_policy
+from rl_engine.outcomes import Outcome
 from webapp.studio.demo import DATASET_NAME, INSTRUCTIONS, WRITERS
 from webapp.studio.models import Dataset, Instruction, Reference
 from webapp.studio.services.datasets import dataset_import
@@ -38,13 +39,11 @@ def judge_scores(instructions: list[Instruction]) -> int:
         for (a, b), judgment in zip(pairs, verdicts, strict=True):
             played[a.pk] += 1
             played[b.pk] += 1
-            if judgment.verdict == Verdict.A:
-                points[a.pk] += 1
-            elif judgment.verdict == Verdict.B:
-                points[b.pk] += 1
-            elif judgment.verdict == Verdict.TIE:
-                points[a.pk] += 0.5
-                points[b.pk] += 0.5
+            # Each side's outcome (a was shown first); an INVALID game earns nobody points.
+            for reference, position in ((a, "first"), (b, "second")):
+                points[reference.pk] += (
+                    Outcome.from_verdict(judgment.verdict, position).reward or 0.0
+                )
         games += len(pairs)
         for reference in references:
             share = points[reference.pk] / played[reference.pk] if played[reference.pk] else 0.5
