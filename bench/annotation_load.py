@@ -61,7 +61,7 @@ def seed(annotators: int, items: int) -> tuple[int, list[tuple[str, str]]]:
     from django.core.management import call_command
     from django.middleware.csrf import CSRF_SESSION_KEY
 
-    from webapp.annotation import services
+    from webapp.annotation.services.campaigns import SystemSpec, campaign_create
     from webapp.studio.models import Dataset, Instruction, Reference
 
     call_command("migrate", verbosity=0)
@@ -83,12 +83,12 @@ def seed(annotators: int, items: int) -> tuple[int, list[tuple[str, str]]]:
         for tier in range(2)
     )
     users = [User.objects.create_user(f"bench{i}", password=None) for i in range(annotators)]
-    campaign = services.campaign_create(
+    campaign = campaign_create(
         name="annotation load",
         instructions=instructions,
         systems=[
-            services.SystemSpec(kind="reference", reference_tier=0),
-            services.SystemSpec(kind="reference", reference_tier=1),
+            SystemSpec(kind="reference", reference_tier=0),
+            SystemSpec(kind="reference", reference_tier=1),
         ],
         annotators=users,
         overlap=2,

@@ -14,7 +14,9 @@ API keys are read from the environment variable the spec names, never stored.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rl_engine.evaluation.grading import (
@@ -26,6 +28,8 @@ from rl_engine.evaluation.grading import (
     criterion_rubric,
 )
 from rl_engine.evaluation.runner import Evaluators
+from rl_engine.judging._aio import run_sync
+from rl_engine.judging.scorer import ScoreRequest
 from rl_engine.judging.types import JudgeSpec, Score
 
 __all__ = ["GraderScorer", "make_evaluators"]
@@ -53,6 +57,12 @@ class GraderScorer:
             latency_s=grade.latency_s or time.perf_counter() - started,
             error=grade.error,
         )
+
+    async def score_many(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        return list(await asyncio.gather(*(self.score(*request) for request in requests)))
+
+    def score_many_sync(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        return run_sync(self.score_many(requests))
 
 
 def make_evaluators(spec: JudgeSpec, model: Any = None, tokenizer: Any = None) -> Evaluators:

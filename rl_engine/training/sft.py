@@ -18,6 +18,7 @@ from rl_engine.curriculum import CurriculumStore
 from rl_engine.training.callbacks import PhaseClock, ReportingCallback
 from rl_engine.training.config import TrainConfig
 from rl_engine.training.reporter import Reporter
+from rl_engine.training.trl_common import common_arguments, finish, quiet
 from rl_engine.training.types import TrainingInstruction, TrainResult
 
 # Room for the prompt on top of the completion budget when truncating SFT examples.
@@ -50,8 +51,6 @@ def train_sft(
 ) -> TrainResult:
     """Fine-tune on the best references for ``config.max_steps`` steps."""
     from trl import SFTConfig, SFTTrainer
-
-    from rl_engine.training.trl_backend import common_arguments, finish, quiet
 
     args = SFTConfig(
         **common_arguments(config, device, dtype),

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from webapp.annotation.models import Vote
-from webapp.annotation.services import SystemSpec
+from webapp.annotation.services.campaigns import SystemSpec
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Reference, Run
 
 VOTE_CHOICES = [

@@ -14,10 +14,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from rl_engine.text import count_words
-from webapp.annotation import exports, results, selectors, services
+from webapp.annotation import exports, results, selectors
 from webapp.annotation.forms import VOTE_CHOICES, CampaignForm, JudgeRunForm, VoteForm
 from webapp.annotation.markup import render_markdown
 from webapp.annotation.models import Assignment, Campaign
+from webapp.annotation.services.assignments import assignment_claim_next, assignment_renew
+from webapp.annotation.services.campaigns import campaign_create, campaign_missing_outputs
+from webapp.annotation.services.judge_runs import judge_run_create
+from webapp.annotation.services.votes import vote_and_claim_next
 from webapp.studio.permissions import is_researcher, researcher_required
 
 ITEM_PARTIAL = "annotation/annotate.html#item"
@@ -64,7 +68,7 @@ def work(request: HttpRequest, pk: int) -> HttpResponse:
             "annotation/start.html",
             {"campaign": campaign, "mine": mine, "overall": overall},
         )
-    assignment = services.assignment_claim_next(campaign=campaign, annotator=request.user)
+    assignment = assignment_claim_next(campaign=campaign, annotator=request.user)
     if assignment is None:
         messages.success(request, f"Nothing left for you in “{title}”. Thank you!")
         return redirect("annotation:queue")
@@ -103,7 +107,7 @@ def assignment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = selectors.assignment_for(request.user, pk)
     campaign = assignment.item.campaign
     if assignment.status == Assignment.Status.LEASED:
-        services.assignment_renew(assignment=assignment)
+        assignment_renew(assignment=assignment)
     context = _item_context(request, assignment, campaign)
     context["guidelines_html"] = render_markdown(campaign.guidelines)
     return render(request, "annotation/annotate.html", context)
@@ -127,7 +131,7 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
         context["guidelines_html"] = render_markdown(campaign.guidelines)
         return render(request, "annotation/annotate.html", context, status=400)
     try:
-        notice, following = services.vote_and_claim_next(
+        notice, following = vote_and_claim_next(
             assignment=assignment,
             annotator=request.user,
             choice=form.cleaned_data["choice"],
@@ -183,7 +187,7 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            campaign = services.campaign_create(
+            campaign = campaign_create(
                 name=data["name"],
                 instructions=data["instruction_list"],
                 systems=data["system_specs"],
@@ -214,9 +218,7 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "annotators": campaign.annotators.order_by("username"),
         "overall": selectors.campaign_progress(campaign),
         "item_count": campaign.items.count(),
-        "missing": {
-            s.label: len(v) for s, v in services.campaign_missing_outputs(campaign).items()
-        },
+        "missing": {s.label: len(v) for s, v in campaign_missing_outputs(campaign).items()},
         "guidelines_html": render_markdown(campaign.guidelines),
     }
     return render(request, "annotation/campaign_detail.html", context)
@@ -244,7 +246,7 @@ def judge_start(request: HttpRequest, pk: int) -> HttpResponse:
     form = JudgeRunForm(request.POST)
     if form.is_valid():
         try:
-            services.judge_run_create(campaign=campaign, spec=form.spec(), created_by=request.user)
+            judge_run_create(campaign=campaign, spec=form.spec(), created_by=request.user)
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
         else:

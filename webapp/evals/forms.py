@@ -10,8 +10,8 @@ from django.conf import settings
 from rl_engine.evaluation.longinput import EXTRACTION_LABELS, EXTRACTIONS
 from rl_engine.evaluation.runner import EvalSettings
 from rl_engine.training import TrainConfig
-from webapp.evals.ablations import CURRICULA, REWARDS, SELECTIONS
 from webapp.evals.models import AblationCell, Benchmark, EvalRun, LongInputBenchmark
+from webapp.evals.services.ablations import CURRICULA, REWARDS, SELECTIONS
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Selection
 
 SPLITS = [*Instruction.Split.choices, ("", "every split")]

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from rl_engine.evaluation.stats import bootstrap_ratio
-from webapp.evals.charts import Series
+from webapp.charts import Series
 from webapp.evals.models import AblationGrid, Benchmark, EvalItemResult, EvalRun
 
 # The comparison table's columns: (key, label, benchmark, aggregate key, scale).

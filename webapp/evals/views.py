@@ -13,17 +13,18 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from webapp.evals import charts, selectors
-from webapp.evals.ablations import AblationError, ablation_grid_advance, ablation_grid_create
+from webapp import charts
+from webapp.evals import selectors
 from webapp.evals.forms import AblationForm, EvalRunForm, LongInputUploadForm
 from webapp.evals.models import AblationGrid, Benchmark, EvalRun, LongInputBenchmark
-from webapp.evals.services import (
-    BenchmarkFileError,
-    EvalConfigError,
-    eval_run_cancel,
-    eval_run_create,
-    long_input_import,
+from webapp.evals.services.ablations import (
+    AblationError,
+    ablation_grid_advance,
+    ablation_grid_create,
 )
+from webapp.evals.services.config import EvalConfigError
+from webapp.evals.services.eval_runs import eval_run_cancel, eval_run_create
+from webapp.evals.services.long_input import BenchmarkFileError, long_input_import
 from webapp.studio.permissions import researcher_required
 from webapp.studio.views.common import paginate, query_without_page
 
@@ -173,7 +174,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     figures = [
         {
             "title": f"Score per checkpoint ({benchmark or 'no benchmark'}, 0-100)",
-            "svg": charts.line_chart(
+            "svg": charts.labelled_line_chart(
                 checkpoint_series, x_label="training step", y_label="score", y_range=(0, 100)
             ),
             "legend": [s.name for s in checkpoint_series],

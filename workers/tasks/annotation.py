@@ -49,13 +49,18 @@ def generate_campaign_outputs(campaign_id: int) -> dict[str, Any]:
     """Generate every missing output of a campaign's checkpoint / run / base-policy systems
     with :func:`rl_engine.models.generate`, then build the items and open the campaign."""
     from rl_engine.models import generate, load_policy
-    from webapp.annotation import services
     from webapp.annotation.models import Campaign
+    from webapp.annotation.services.campaigns import (
+        campaign_build_items,
+        campaign_fail,
+        campaign_missing_outputs,
+        system_outputs_store,
+    )
 
     campaign = Campaign.objects.get(pk=campaign_id)
     generated: dict[str, int] = {}
     try:
-        for system, instructions in services.campaign_missing_outputs(campaign).items():
+        for system, instructions in campaign_missing_outputs(campaign).items():
             if not system.is_generated:
                 raise ValueError(
                     f"system {system.label!r} ({system.kind}) lacks outputs for "
@@ -69,7 +74,7 @@ def generate_campaign_outputs(campaign_id: int) -> dict[str, Any]:
                 [instruction.prompt for instruction in instructions],
                 max_new_tokens=campaign.max_new_tokens,
             )
-            services.system_outputs_store(
+            system_outputs_store(
                 system=system,
                 texts={i.pk: text for i, text in zip(instructions, texts, strict=True)},
             )
@@ -81,10 +86,10 @@ def generate_campaign_outputs(campaign_id: int) -> dict[str, Any]:
                 system.label,
                 time.monotonic() - started,
             )
-        items = services.campaign_build_items(campaign=campaign)
+        items = campaign_build_items(campaign=campaign)
     except Exception as exc:
         logger.exception("campaign %s: generation failed", campaign_id)
-        services.campaign_fail(
+        campaign_fail(
             campaign_id=campaign_id,
             error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
         )
@@ -97,11 +102,15 @@ def judge_campaign(judge_run_id: int) -> dict[str, Any]:
     """Run the judge of a :class:`JudgeRun` on every item in both orders and store one
     JudgeVote per item and order (INVALID verdicts keep their reason)."""
     from rl_engine.judging import JudgeSpec, PairRequest, make_judge
-    from webapp.annotation import services
     from webapp.annotation.models import Item, JudgeRun
+    from webapp.annotation.services.judge_runs import (
+        judge_outcome,
+        judge_run_mark,
+        judge_votes_store,
+    )
 
     judge_run = JudgeRun.objects.select_related("campaign").get(pk=judge_run_id)
-    services.judge_run_mark(judge_run_id=judge_run_id, status=JudgeRun.Status.RUNNING)
+    judge_run_mark(judge_run_id=judge_run_id, status=JudgeRun.Status.RUNNING)
     try:
         judge = make_judge(JudgeSpec.from_dict(judge_run.spec))
         items = list(
@@ -125,20 +134,20 @@ def judge_campaign(judge_run_id: int) -> dict[str, Any]:
                     "item": items[index // 2],
                     "order": order,
                     "verdict": verdict,
-                    "outcome": services.judge_outcome(verdict, order),
+                    "outcome": judge_outcome(verdict, order),
                     "rationale": judgment.rationale or "",
                     "error": judgment.error or "",
                     "latency_s": judgment.latency_s,
                 }
             )
-        stored = services.judge_votes_store(judge_run=judge_run, rows=rows)
+        stored = judge_votes_store(judge_run=judge_run, rows=rows)
     except Exception as exc:
         logger.exception("judge run %s failed", judge_run_id)
-        services.judge_run_mark(
+        judge_run_mark(
             judge_run_id=judge_run_id,
             status=JudgeRun.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}",
         )
         raise
-    services.judge_run_mark(judge_run_id=judge_run_id, status=JudgeRun.Status.SUCCEEDED)
+    judge_run_mark(judge_run_id=judge_run_id, status=JudgeRun.Status.SUCCEEDED)
     return {"judge_run": judge_run_id, "judgments": stored}

@@ -22,7 +22,7 @@ WATCH_EVERY_S = 30
 )
 def generate_eval_run(eval_run_id: int) -> dict[str, object]:
     """Write the system's responses, then hand the run to the judge queue."""
-    from webapp.evals.services import eval_run_generate
+    from webapp.evals.services.execution import eval_run_generate
 
     generated = eval_run_generate(eval_run_id)
     if generated:
@@ -35,7 +35,7 @@ def generate_eval_run(eval_run_id: int) -> dict[str, object]:
 )
 def judge_eval_run(eval_run_id: int) -> dict[str, object]:
     """Judge the stored responses and aggregate."""
-    from webapp.evals.services import eval_run_judge
+    from webapp.evals.services.execution import eval_run_judge
 
     return {"eval_run": eval_run_id, "succeeded": eval_run_judge(eval_run_id)}
 
@@ -44,7 +44,7 @@ def judge_eval_run(eval_run_id: int) -> dict[str, object]:
 def watch_ablation_grid(grid_id: int) -> dict[str, object]:
     """Create the evaluation of every finished run of the grid; look again later while some
     training run is still active."""
-    from webapp.evals.ablations import ablation_grid_advance
+    from webapp.evals.services.ablations import ablation_grid_advance
 
     progress = ablation_grid_advance(grid_id)
     if progress.active_runs:

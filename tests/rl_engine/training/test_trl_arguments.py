@@ -12,7 +12,8 @@ import torch
 from trl import GRPOConfig
 
 from rl_engine.training import TrainConfig
-from rl_engine.training.trl_backend import common_arguments, rl_arguments, vllm_mode_for
+from rl_engine.training.trl_backend import rl_arguments, vllm_mode_for
+from rl_engine.training.trl_common import common_arguments
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 

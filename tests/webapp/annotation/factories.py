@@ -8,8 +8,9 @@ from datetime import timedelta
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from webapp.annotation import services
 from webapp.annotation.models import Assignment, Campaign, Item, Vote
+from webapp.annotation.services.campaigns import SystemSpec, campaign_create
+from webapp.annotation.services.votes import vote_record
 from webapp.studio.models import Dataset, Instruction, Reference
 
 # Distinctive labels, so a test can prove they never reach an annotator's page.
@@ -44,10 +45,10 @@ def make_campaign(
 ) -> Campaign:
     dataset = make_dataset(instructions=instructions, tiers=systems, name=f"{name}-data")
     specs = [
-        services.SystemSpec(kind="reference", reference_tier=tier, label=LABELS[tier])
+        SystemSpec(kind="reference", reference_tier=tier, label=LABELS[tier])
         for tier in range(systems)
     ]
-    return services.campaign_create(
+    return campaign_create(
         name=name,
         instructions=list(dataset.instructions.order_by("pk")),
         systems=specs,
@@ -71,7 +72,7 @@ def cast(annotator: User, item: Item, outcome: str, *, a_on_left: bool = True) -
         "a": "left" if a_on_left else "right",
         "b": "right" if a_on_left else "left",
     }.get(outcome, outcome)
-    result = services.vote_record(
+    result = vote_record(
         assignment=assignment,
         choice=choice,
         skip_reason="unreadable" if outcome == "skip" else "",

@@ -8,10 +8,10 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from tests.webapp.annotation.factories import LABELS, make_campaign, make_dataset
-from webapp.annotation import services
 from webapp.annotation.forms import parse_imported_outputs
 from webapp.annotation.markup import render_markdown
 from webapp.annotation.models import Campaign, Item, System, SystemOutput
+from webapp.annotation.services.campaigns import SystemSpec, campaign_create
 from webapp.studio.models import Checkpoint, Dataset, Run
 
 
@@ -34,12 +34,12 @@ def test_it_refuses_a_tier_that_some_instruction_lacks_and_creates_nothing(
 ) -> None:
     dataset = make_dataset(instructions=2, tiers=2)
     with pytest.raises(ValidationError, match="no reference of tier 5"):
-        services.campaign_create(
+        campaign_create(
             name="bad",
             instructions=list(dataset.instructions.all()),
             systems=[
-                services.SystemSpec(kind="reference", reference_tier=0),
-                services.SystemSpec(kind="reference", reference_tier=5),
+                SystemSpec(kind="reference", reference_tier=0),
+                SystemSpec(kind="reference", reference_tier=5),
             ],
             annotators=annotators,
         )
@@ -50,10 +50,10 @@ def test_it_refuses_a_tier_that_some_instruction_lacks_and_creates_nothing(
 def test_it_needs_two_systems(annotators: list[User]) -> None:
     dataset = make_dataset(instructions=1, tiers=1)
     with pytest.raises(ValidationError, match="at least two systems"):
-        services.campaign_create(
+        campaign_create(
             name="one",
             instructions=list(dataset.instructions.all()),
-            systems=[services.SystemSpec(kind="reference", reference_tier=0)],
+            systems=[SystemSpec(kind="reference", reference_tier=0)],
             annotators=annotators,
         )
 
@@ -69,12 +69,12 @@ def test_it_generates_missing_outputs_for_a_checkpoint_then_opens(
     checkpoint = Checkpoint.objects.create(
         run=run, step=10, path=str(save_tiny_model(tmp_path / "ckpt", seed=1))
     )
-    campaign = services.campaign_create(
+    campaign = campaign_create(
         name="gen",
         instructions=list(dataset.instructions.all()),
         systems=[
-            services.SystemSpec(kind="reference", reference_tier=0),
-            services.SystemSpec(kind="checkpoint", checkpoint=checkpoint),
+            SystemSpec(kind="reference", reference_tier=0),
+            SystemSpec(kind="checkpoint", checkpoint=checkpoint),
         ],
         annotators=annotators,
         max_new_tokens=6,
@@ -99,12 +99,12 @@ def test_it_records_a_generation_failure_on_the_campaign(annotators: list[User])
     from workers.tasks.annotation import generate_campaign_outputs
 
     dataset = make_dataset(instructions=1, tiers=1)
-    campaign = services.campaign_create(
+    campaign = campaign_create(
         name="broken",
         instructions=list(dataset.instructions.all()),
         systems=[
-            services.SystemSpec(kind="reference", reference_tier=0),
-            services.SystemSpec(kind="base_policy", policy="/nonexistent/policy"),
+            SystemSpec(kind="reference", reference_tier=0),
+            SystemSpec(kind="base_policy", policy="/nonexistent/policy"),
         ],
         annotators=annotators,
         enqueue=False,

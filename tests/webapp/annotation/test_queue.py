@@ -13,33 +13,34 @@ from django.utils import timezone
 
 from tests import services as test_services
 from tests.webapp.annotation.factories import make_campaign
-from webapp.annotation import services
 from webapp.annotation.models import Assignment, Item, Vote
+from webapp.annotation.services.assignments import assignment_claim_next
+from webapp.annotation.services.votes import LeaseLost, VoteResult, vote_and_claim_next, vote_record
 
 
 def test_it_takes_an_item_out_of_the_queue_once_it_has_its_overlap(
     annotators: list[User],
 ) -> None:
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=2)
-    first = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
-    second = services.assignment_claim_next(campaign=campaign, annotator=annotators[1])
+    first = assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    second = assignment_claim_next(campaign=campaign, annotator=annotators[1])
     assert first is not None and second is not None
     assert first.item_id == second.item_id
     # Both slots are leased: the third annotator gets nothing.
-    assert services.assignment_claim_next(campaign=campaign, annotator=annotators[2]) is None
-    services.vote_record(assignment=first, choice="left")
-    services.vote_record(assignment=second, choice="tie")
+    assert assignment_claim_next(campaign=campaign, annotator=annotators[2]) is None
+    vote_record(assignment=first, choice="left")
+    vote_record(assignment=second, choice="tie")
     item = Item.objects.get(pk=first.item_id)
     assert (item.votes_done, item.complete) == (2, True)
-    assert services.assignment_claim_next(campaign=campaign, annotator=annotators[2]) is None
+    assert assignment_claim_next(campaign=campaign, annotator=annotators[2]) is None
     # Voters get nothing more either: the only item is done.
-    assert services.assignment_claim_next(campaign=campaign, annotator=annotators[0]) is None
+    assert assignment_claim_next(campaign=campaign, annotator=annotators[0]) is None
 
 
 def test_it_hands_the_same_live_lease_back_on_reload(annotators: list[User]) -> None:
     campaign = make_campaign(annotators, instructions=2, systems=2, overlap=1)
-    first = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
-    again = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    first = assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    again = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert first is not None and again is not None
     assert again.pk == first.pk
     assert again.a_on_left == first.a_on_left
@@ -47,54 +48,52 @@ def test_it_hands_the_same_live_lease_back_on_reload(annotators: list[User]) -> 
 
 def test_it_never_hands_the_last_slot_to_two_annotators(annotators: list[User]) -> None:
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=1)
-    taken = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    taken = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert taken is not None
-    assert services.assignment_claim_next(campaign=campaign, annotator=annotators[1]) is None
+    assert assignment_claim_next(campaign=campaign, annotator=annotators[1]) is None
 
 
 def test_it_reoffers_an_item_when_its_lease_expires(annotators: list[User]) -> None:
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=1, lease_seconds=60)
-    lapsed = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    lapsed = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert lapsed is not None
     later = timezone.now() + timedelta(seconds=61)
-    taken = services.assignment_claim_next(campaign=campaign, annotator=annotators[1], now=later)
+    taken = assignment_claim_next(campaign=campaign, annotator=annotators[1], now=later)
     assert taken is not None and taken.item_id == lapsed.item_id
     assert taken.leased_until > later
     # The first annotator's late vote would exceed the overlap: refused, nothing written.
-    with pytest.raises(services.LeaseLost):
-        services.vote_record(assignment=lapsed, choice="left", now=later)
+    with pytest.raises(LeaseLost):
+        vote_record(assignment=lapsed, choice="left", now=later)
     assert not Vote.objects.exists()
-    services.vote_record(assignment=taken, choice="right", now=later)
+    vote_record(assignment=taken, choice="right", now=later)
     assert Item.objects.get(pk=taken.item_id).complete
 
 
 def test_it_accepts_a_late_vote_while_the_slot_is_still_free(annotators: list[User]) -> None:
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=1, lease_seconds=60)
-    lapsed = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    lapsed = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert lapsed is not None
-    result = services.vote_record(
-        assignment=lapsed, choice="left", now=timezone.now() + timedelta(hours=1)
-    )
+    result = vote_record(assignment=lapsed, choice="left", now=timezone.now() + timedelta(hours=1))
     assert result.created
     assert Item.objects.get(pk=lapsed.item_id).complete
 
 
 def test_it_renews_an_expired_own_lease_when_the_slot_is_free(annotators: list[User]) -> None:
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=1, lease_seconds=60)
-    lapsed = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    lapsed = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert lapsed is not None
     later = timezone.now() + timedelta(minutes=5)
-    renewed = services.assignment_claim_next(campaign=campaign, annotator=annotators[0], now=later)
+    renewed = assignment_claim_next(campaign=campaign, annotator=annotators[0], now=later)
     assert renewed is not None and renewed.pk == lapsed.pk
     assert renewed.leased_until > later
 
 
 def test_it_stores_one_vote_for_a_repeated_submit(annotators: list[User]) -> None:
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=2)
-    assignment = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    assignment = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert assignment is not None
-    first = services.vote_record(assignment=assignment, choice="left", rationale="clearer")
-    second = services.vote_record(assignment=assignment, choice="right")
+    first = vote_record(assignment=assignment, choice="left", rationale="clearer")
+    second = vote_record(assignment=assignment, choice="right")
     assert first.created and not second.created
     assert second.vote.pk == first.vote.pk and second.vote.choice == "left"
     assert Vote.objects.count() == 1
@@ -105,17 +104,17 @@ def test_it_frees_the_slot_on_a_skip_and_requires_a_reason(annotators: list[User
     from django.core.exceptions import ValidationError
 
     campaign = make_campaign(annotators, instructions=1, systems=2, overlap=1)
-    skipped = services.assignment_claim_next(campaign=campaign, annotator=annotators[0])
+    skipped = assignment_claim_next(campaign=campaign, annotator=annotators[0])
     assert skipped is not None
     with pytest.raises(ValidationError):
-        services.vote_record(assignment=skipped, choice="skip", skip_reason="  ")
-    services.vote_record(assignment=skipped, choice="skip", skip_reason="I can't read it")
+        vote_record(assignment=skipped, choice="skip", skip_reason="  ")
+    vote_record(assignment=skipped, choice="skip", skip_reason="I can't read it")
     assert Assignment.objects.get(pk=skipped.pk).status == Assignment.Status.SKIPPED
     item = Item.objects.get(pk=skipped.item_id)
     assert (item.votes_done, item.complete) == (0, False)
     # The skipper does not get it again; someone else does.
-    assert services.assignment_claim_next(campaign=campaign, annotator=annotators[0]) is None
-    other = services.assignment_claim_next(campaign=campaign, annotator=annotators[1])
+    assert assignment_claim_next(campaign=campaign, annotator=annotators[0]) is None
+    other = assignment_claim_next(campaign=campaign, annotator=annotators[1])
     assert other is not None and other.item_id == item.pk
 
 
@@ -151,7 +150,7 @@ def test_it_stores_one_vote_when_two_submits_arrive_at_the_same_instant() -> Non
     test_services.require_postgres()
     users = [User.objects.create_user(f"race{i}") for i in range(2)]
     campaign = make_campaign(users, instructions=1, systems=2, overlap=2, name="race")
-    assignment = services.assignment_claim_next(campaign=campaign, annotator=users[0])
+    assignment = assignment_claim_next(campaign=campaign, annotator=users[0])
     assert assignment is not None
     for attempt in range(5):  # several rounds: a race that passes once by luck is no proof
         Vote.objects.all().delete()
@@ -159,14 +158,14 @@ def test_it_stores_one_vote_when_two_submits_arrive_at_the_same_instant() -> Non
         Assignment.objects.filter(pk=assignment.pk).update(status="leased")
         results = _in_threads(
             6,
-            lambda i: services.vote_record(
+            lambda i: vote_record(
                 assignment=Assignment.objects.select_related("item__campaign").get(
                     pk=assignment.pk
                 ),
                 choice=CHOICES[i],
             ),
         )
-        assert all(isinstance(r, services.VoteResult) for r in results), results
+        assert all(isinstance(r, VoteResult) for r in results), results
         created = [r for r in results if r.created]  # type: ignore[union-attr]
         assert len(created) == 1, f"round {attempt}: {len(created)} votes created"
         assert {r.vote.pk for r in results} == {created[0].vote.pk}  # type: ignore[union-attr]
@@ -181,9 +180,7 @@ def test_it_gives_the_last_slot_to_exactly_one_of_many_claimers() -> None:
     users = [User.objects.create_user(f"claimer{i}") for i in range(8)]
     # 2 items x overlap 2 = 4 slots for 8 annotators asking at the same instant.
     campaign = make_campaign(users, instructions=2, systems=2, overlap=2, name="slots")
-    results = _in_threads(
-        8, lambda i: services.assignment_claim_next(campaign=campaign, annotator=users[i])
-    )
+    results = _in_threads(8, lambda i: assignment_claim_next(campaign=campaign, annotator=users[i]))
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors
     claimed = [r for r in results if r is not None]
@@ -201,12 +198,12 @@ def test_it_answers_simultaneous_double_submits_with_the_same_next_item() -> Non
     test_services.require_postgres()
     users = [User.objects.create_user(f"twin{i}") for i in range(2)]
     campaign = make_campaign(users, instructions=4, systems=2, overlap=2, name="twins")
-    assignment = services.assignment_claim_next(campaign=campaign, annotator=users[0])
+    assignment = assignment_claim_next(campaign=campaign, annotator=users[0])
     assert assignment is not None
 
     def submit(index: int) -> tuple[str, int | None]:
         own = Assignment.objects.select_related("item__campaign").get(pk=assignment.pk)
-        notice, following = services.vote_and_claim_next(
+        notice, following = vote_and_claim_next(
             assignment=own, annotator=users[0], choice=CHOICES[index]
         )
         return notice, following.pk if following else None
@@ -228,7 +225,7 @@ def test_it_leases_one_item_when_one_annotator_asks_twice_at_once() -> None:
     for _round in range(3):
         Assignment.objects.all().delete()
         results = _in_threads(
-            4, lambda i: services.assignment_claim_next(campaign=campaign, annotator=users[0])
+            4, lambda i: assignment_claim_next(campaign=campaign, annotator=users[0])
         )
         assert not [r for r in results if isinstance(r, Exception)], results
         assert len({r.pk for r in results}) == 1  # type: ignore[union-attr]

@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.webapp.annotation.factories import LABELS, cast, make_campaign
-from webapp.annotation import results, services
+from webapp.annotation import results
 from webapp.annotation.models import Campaign, Item, JudgeRun, JudgeVote
+from webapp.annotation.services.judge_runs import judge_outcome, judge_run_create, judge_votes_store
 
 X, Y, Z = LABELS
 
@@ -113,11 +114,11 @@ def test_it_compares_the_judge_with_the_humans_and_measures_position_flips(
         ("q1", X, Z): ("INVALID", "A"),  # left out, counted invalid
         ("q1", Y, Z): ("B", "A"),  # b; humans b
     }
-    services.judge_votes_store(
+    judge_votes_store(
         judge_run=judge_run,
         rows=[
             {"item": items[key], "order": order, "verdict": verdict,
-             "outcome": services.judge_outcome(verdict, order)}
+             "outcome": judge_outcome(verdict, order)}
             for key, pair in verdicts.items()
             for order, verdict in zip(("ab", "ba"), pair, strict=True)
         ],
@@ -133,7 +134,7 @@ def test_it_compares_the_judge_with_the_humans_and_measures_position_flips(
 def test_it_runs_the_heuristic_judge_on_both_orders_of_every_item(voted: Campaign) -> None:
     from workers.tasks.annotation import judge_campaign
 
-    judge_run = services.judge_run_create(campaign=voted, spec={"kind": "heuristic"}, enqueue=False)
+    judge_run = judge_run_create(campaign=voted, spec={"kind": "heuristic"}, enqueue=False)
     outcome = judge_campaign.run(judge_run.pk)
     assert outcome["judgments"] == 12
     judge_run.refresh_from_db()
@@ -150,7 +151,7 @@ def test_it_refuses_a_bad_judge_spec(voted: Campaign) -> None:
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="model is required"):
-        services.judge_run_create(campaign=voted, spec={"kind": "openai"}, enqueue=False)
+        judge_run_create(campaign=voted, spec={"kind": "openai"}, enqueue=False)
     assert not JudgeRun.objects.exists()
 
 

@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 
 from tests.conftest import WorkerProcess
 from tests.webapp.annotation.factories import cast, make_campaign
-from webapp.annotation import results, services
+from webapp.annotation import results
 from webapp.annotation.models import JudgeRun, JudgeVote
+from webapp.annotation.services.judge_runs import judge_run_create
 
 pytestmark = pytest.mark.services
 
@@ -22,7 +23,7 @@ def test_it_runs_the_judge_on_a_real_worker(celery_worker_process: WorkerProcess
         cast(users[0], item, "a")
         cast(users[1], item, "b", a_on_left=False)
     # Queued on commit (this test runs outside a transaction), on the judge queue.
-    judge_run = services.judge_run_create(campaign=campaign, spec={"kind": "heuristic"})
+    judge_run = judge_run_create(campaign=campaign, spec={"kind": "heuristic"})
     deadline = time.monotonic() + 60
     while JudgeRun.objects.get(pk=judge_run.pk).status not in ("succeeded", "failed"):
         if time.monotonic() > deadline:

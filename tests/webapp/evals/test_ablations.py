@@ -9,12 +9,12 @@ import pytest
 from django.test import Client
 
 from tests.webapp.evals.factories import make_checkpoint, make_dataset, make_instruction
-from webapp.evals.ablations import (
+from webapp.evals.models import AblationGrid, EvalRun
+from webapp.evals.services.ablations import (
     AblationError,
     ablation_grid_advance,
     ablation_grid_create,
 )
-from webapp.evals.models import AblationGrid, EvalRun
 from webapp.studio.models import Dataset, Run, Selection, SelectionEntry
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,10 @@ import pytest
 
 from rl_engine.training import TrainConfig
 from tests.webapp.evals.factories import make_dataset, make_instruction
-from webapp.evals.ablations import ablation_grid_advance, ablation_grid_create
 from webapp.evals.models import EvalRun
-from webapp.evals.services import eval_run_create, eval_run_execute
+from webapp.evals.services.ablations import ablation_grid_advance, ablation_grid_create
+from webapp.evals.services.eval_runs import eval_run_create
+from webapp.evals.services.execution import eval_run_execute
 from webapp.studio.services.runs import run_claim
 from workers.tasks.training import execute_run
 

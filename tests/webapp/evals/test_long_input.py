@@ -10,12 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from webapp.evals.models import EvalRun, LongInputBenchmark, LongInputQuestion
-from webapp.evals.services import (
-    BenchmarkFileError,
-    eval_run_create,
-    eval_run_execute,
-    long_input_import,
-)
+from webapp.evals.services.eval_runs import eval_run_create
+from webapp.evals.services.execution import eval_run_execute
+from webapp.evals.services.long_input import BenchmarkFileError, long_input_import
 
 # Evaluations report progress from a worker thread (its own database connection), as they do
 # in a Celery task: the test's data must be committed, or SQLite's write lock held by the

@@ -13,15 +13,10 @@ from rl_engine.judging import HeuristicJudge, OpenAIScorer
 from rl_engine.testing import ChatCall, FakeOpenAIServer
 from tests.webapp.evals.factories import CHECKLIST, make_dataset, make_instruction
 from webapp.evals.models import EvalItemResult, EvalRun
-from webapp.evals.services import (
-    EvalConfigError,
-    eval_items,
-    eval_run_create,
-    eval_run_execute,
-    eval_run_generate,
-    eval_run_judge,
-    instruction_criteria,
-)
+from webapp.evals.services.config import EvalConfigError
+from webapp.evals.services.eval_runs import eval_run_create
+from webapp.evals.services.execution import eval_run_execute, eval_run_generate, eval_run_judge
+from webapp.evals.services.items import eval_items, instruction_criteria
 from webapp.studio.models import Instruction
 
 # Evaluations report progress from a worker thread (its own database connection), as they do

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import WorkerProcess
 from tests.webapp.evals.factories import make_dataset, make_instruction
 from webapp.evals.models import EvalRun
-from webapp.evals.services import eval_run_create
+from webapp.evals.services.eval_runs import eval_run_create
 from workers.tasks.evaluation import generate_eval_run
 
 pytestmark = pytest.mark.services

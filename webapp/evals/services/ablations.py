@@ -22,7 +22,8 @@ from django.utils.text import slugify
 
 from rl_engine.training import TrainConfig
 from webapp.evals.models import AblationCell, AblationGrid, EvalRun
-from webapp.evals.services import EvalConfigError, build_judge, build_settings, eval_run_create
+from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
+from webapp.evals.services.eval_runs import eval_run_create
 from webapp.studio.models import Checkpoint, Dataset, Run, Selection
 
 SELECTIONS = tuple(AblationCell.SelectionAxis.values)

@@ -1,0 +1,67 @@
+"""Judge runs: an LLM judge on every item of a campaign, in both orders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from rl_engine.judging import JudgeSpec
+from webapp.annotation.models import Campaign, JudgeRun, JudgeVote
+
+
+def judge_run_create(
+    *, campaign: Campaign, spec: Mapping[str, Any], created_by: Any = None, enqueue: bool = True
+) -> JudgeRun:
+    """Queue the judge on every item of ``campaign`` in both orders (judge queue).
+
+    ``spec`` is a ``JudgeSpec`` dict; it is validated here so a bad spec fails on the form,
+    not in the worker.
+    """
+    try:
+        judge_spec = JudgeSpec.from_dict(spec)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"spec": str(exc)}) from exc
+    name = judge_spec.model or judge_spec.kind
+    with transaction.atomic():
+        judge_run = JudgeRun.objects.create(
+            campaign=campaign, judge_name=name, spec=judge_spec.to_dict(), created_by=created_by
+        )
+        if enqueue:
+            from workers.tasks.annotation import enqueue_judging
+
+            transaction.on_commit(lambda: enqueue_judging(judge_run.pk))
+    return judge_run
+
+
+def judge_outcome(verdict: str, order: str) -> str:
+    """A judge's verdict letter undone into the item's canonical order: ``a``, ``b``, ``tie``,
+    or ``""`` for INVALID. In order ``ba`` system B's text was shown first (as A).
+
+    >>> judge_outcome("A", "ab"), judge_outcome("A", "ba"), judge_outcome("INVALID", "ba")
+    ('a', 'b', '')
+    """
+    outcome = {"A": "a", "B": "b", "TIE": "tie"}.get(verdict, "")
+    if order == "ba" and outcome in ("a", "b"):
+        outcome = "b" if outcome == "a" else "a"
+    return outcome
+
+
+def judge_votes_store(*, judge_run: JudgeRun, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Store judge verdicts (one dict per item and order); re-running keeps earlier rows."""
+    created = JudgeVote.objects.bulk_create(
+        [JudgeVote(judge_run=judge_run, **row) for row in rows], ignore_conflicts=True
+    )
+    return len(created)
+
+
+def judge_run_mark(*, judge_run_id: int, status: str, error: str = "") -> None:
+    finished = (
+        timezone.now() if status in (JudgeRun.Status.SUCCEEDED, JudgeRun.Status.FAILED) else None
+    )
+    JudgeRun.objects.filter(pk=judge_run_id).update(
+        status=status, error=error, finished_at=finished
+    )

@@ -1,0 +1,198 @@
+"""The two phases of an evaluation run (see the package docstring): generation, then judging."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from rl_engine.evaluation.evaluators import make_evaluators
+from rl_engine.evaluation.runner import (
+    EvalItem,
+    Generated,
+    generate_responses,
+    judge_responses_sync,
+    model_generator,
+)
+from webapp.evals.models import EvalItemResult, EvalRun
+from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
+from webapp.evals.services.items import eval_items
+
+log = logging.getLogger(__name__)
+
+
+def _claim(eval_run_id: int, before: str, after: str, **extra: Any) -> bool:
+    return EvalRun.objects.filter(pk=eval_run_id, status=before).update(status=after, **extra) == 1
+
+
+def _fail(eval_run_id: int, error: BaseException) -> None:
+    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+    log.exception("evaluation %s failed", eval_run_id)
+    EvalRun.objects.filter(pk=eval_run_id, status__in=EvalRun.ACTIVE).update(
+        status=EvalRun.Status.FAILED, error=detail[:5000], finished_at=timezone.now()
+    )
+
+
+def _progress_writer(eval_run_id: int, low: float, high: float) -> Any:
+    last = [0.0]
+
+    def write(phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < 1.0:
+            return  # at most one write a second
+        last[0] = now
+        share = low + (high - low) * (done / total if total else 1.0)
+        EvalRun.objects.filter(pk=eval_run_id, status__in=EvalRun.ACTIVE).update(progress=share)
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()  # judging reports from short-lived helper threads
+
+    return write
+
+
+def _system_model(eval_run: EvalRun) -> tuple[Any, Any]:
+    # Loaded here: rl_engine.models imports torch, which only generating workers need.
+    from rl_engine.models import load_policy
+
+    if eval_run.system_kind == EvalRun.SystemKind.CHECKPOINT:
+        assert eval_run.checkpoint is not None
+        return load_policy(eval_run.checkpoint.path)
+    return load_policy(eval_run.base_model)
+
+
+def eval_run_generate(eval_run_id: int) -> bool:
+    """Phase 1: claim the run, write the system's responses, store them unjudged.
+
+    Returns True when the responses are stored and the run waits for judging; False when
+    the run was not queued (a re-delivered message) or failed.
+    """
+    if not _claim(
+        eval_run_id, EvalRun.Status.QUEUED, EvalRun.Status.GENERATING, started_at=timezone.now()
+    ):
+        return False
+    try:
+        eval_run = EvalRun.objects.select_related("checkpoint").get(pk=eval_run_id)
+        settings = build_settings(eval_run.benchmark, eval_run.settings)
+        items, skipped = eval_items(eval_run)
+        if not items:
+            raise EvalConfigError(f"no item to evaluate (skipped: {skipped or 'none'})")
+        started = time.perf_counter()
+        generator = tokenizer = None
+        if any(item.response is None for item in items):
+            model, tokenizer = _system_model(eval_run)
+            generator = model_generator(model, tokenizer, settings)
+        generated = generate_responses(
+            items, settings, generator, tokenizer, _progress_writer(eval_run_id, 0.0, 0.5)
+        )
+        generation_s = time.perf_counter() - started
+        _store_generated(eval_run, items, generated)
+        return _claim(
+            eval_run_id, EvalRun.Status.GENERATING, EvalRun.Status.JUDGING,
+            generation_s=generation_s, progress=0.5,
+            aggregates={"skipped": skipped} if skipped else {},
+        )  # fmt: skip
+    except Exception as error:  # any failure ends the run, with its reason
+        _fail(eval_run_id, error)
+        return False
+
+
+@transaction.atomic
+def _store_generated(eval_run: EvalRun, items: list[EvalItem], generated: list[Generated]) -> None:
+    by_id = {item.item_id: item for item in items}
+    long_input = bool(eval_run.long_input_id)
+    EvalItemResult.objects.filter(eval_run=eval_run).delete()  # a retried phase starts clean
+    EvalItemResult.objects.bulk_create(
+        [
+            EvalItemResult(
+                eval_run=eval_run,
+                item_id=g.item_id,
+                iteration=g.iteration,
+                instruction_id=None if long_input else int(g.item_id),
+                question_id=int(g.item_id) if long_input else None,
+                domain=by_id[g.item_id].domain[:200],
+                required_words=by_id[g.item_id].required_words,
+                response=g.response,
+                context_tokens=g.context_tokens,
+                truncated_tokens=g.truncated_tokens,
+            )
+            for g in generated
+        ],
+        batch_size=500,
+    )
+
+
+def eval_run_judge(eval_run_id: int, evaluators: Any = None) -> bool:
+    """Phase 2: judge the stored responses, store each item's score and the aggregates.
+
+    ``evaluators`` overrides the run's judge spec (tests and scripts). Returns True when the
+    run succeeded.
+    """
+    eval_run = EvalRun.objects.filter(pk=eval_run_id, status=EvalRun.Status.JUDGING).first()
+    if eval_run is None:
+        return False
+    try:
+        settings = build_settings(eval_run.benchmark, eval_run.settings)
+        items, _skipped = eval_items(eval_run)
+        rows = list(EvalItemResult.objects.filter(eval_run=eval_run).order_by("id"))
+        present = {row.item_id for row in rows}
+        items = [item for item in items if item.item_id in present]
+        generated = [
+            Generated(row.item_id, row.iteration, row.response, row.context_tokens,
+                      row.truncated_tokens)
+            for row in rows
+        ]  # fmt: skip
+        if evaluators is None:
+            evaluators = make_evaluators(build_judge(eval_run.judge))
+        started = time.perf_counter()
+        results, aggregates = judge_responses_sync(
+            items, generated, settings, evaluators, _progress_writer(eval_run_id, 0.5, 1.0)
+        )
+        judging_s = time.perf_counter() - started
+        with transaction.atomic():
+            for row, result in zip(rows, results, strict=True):
+                row.produced_words = result.produced_words
+                row.score = result.score
+                row.details = _json_safe(result.details)
+                row.error = result.error or ""
+                row.judge_latency_s = result.judge_latency_s
+                row.judged = True
+            EvalItemResult.objects.bulk_update(
+                rows,
+                ["produced_words", "score", "details", "error", "judge_latency_s", "judged"],
+                batch_size=500,
+            )
+            aggregates = {**(eval_run.aggregates or {}), **_json_safe(aggregates)}
+            return _claim(
+                eval_run_id, EvalRun.Status.JUDGING, EvalRun.Status.SUCCEEDED,
+                aggregates=aggregates, judging_s=judging_s, progress=1.0,
+                finished_at=timezone.now(),
+            )  # fmt: skip
+    except Exception as error:  # any failure ends the run, with its reason
+        _fail(eval_run_id, error)
+        return False
+
+
+def eval_run_execute(eval_run_id: int, evaluators: Any = None) -> EvalRun:
+    """Both phases in this process (scripts, tests, the demo without workers)."""
+    if eval_run_generate(eval_run_id):
+        eval_run_judge(eval_run_id, evaluators)
+    return EvalRun.objects.get(pk=eval_run_id)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSONField rejects them) and tuples as lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
