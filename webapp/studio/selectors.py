@@ -288,6 +288,18 @@ def progression_samples(
     return states
 
 
+def run_rollout_judgments(run: Run) -> QuerySet[Judgment]:
+    """One judgment row per rollout of ``run``, to count rollouts by outcome.
+
+    With the reward position "both" a rollout has two rows (one per order) carrying the same
+    outcome; only the one with the policy shown second is kept then.
+    """
+    rows = Judgment.objects.filter(run=run)
+    if (run.config or {}).get("reward_position") == "both":
+        rows = rows.filter(position="second")
+    return rows
+
+
 def sample_progression(run: Run, instruction: Instruction, *, rollouts: int = 8) -> dict[str, Any]:
     """Everything the sample page shows (5 queries): the curriculum state, the tier timeline,
     the references, the latest rollouts with their verdicts and rationales, verdicts per step."""
@@ -306,7 +318,8 @@ def sample_progression(run: Run, instruction: Instruction, *, rollouts: int = 8)
         ]
     )
     per_step = (
-        Judgment.objects.filter(run=run, instruction=instruction)
+        run_rollout_judgments(run)
+        .filter(instruction=instruction)
         .order_by("step")
         .values("step")
         .annotate(

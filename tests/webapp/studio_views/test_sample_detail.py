@@ -44,3 +44,26 @@ def test_it_costs_the_same_queries_for_a_long_history(staff_client: Client) -> N
             staff_client.get(f"/studio/runs/{run.pk}/samples/{sample.pk}/")
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_it_counts_rollouts_not_judge_calls_when_both_orders_were_judged(
+    staff_client: Client,
+) -> None:
+    from webapp.studio.models import Judgment, Run
+    from webapp.studio.selectors import run_rollout_judgments
+
+    run = make_run(make_dataset(instructions=1, references=2), steps=1, rollouts=2)
+    Run.objects.filter(pk=run.pk).update(config={**run.config, "reward_position": "both"})
+    run.refresh_from_db()
+    # Each rollout's second order: same outcome, the policy shown first.
+    for row in list(Judgment.objects.filter(run=run)):
+        Judgment.objects.create(
+            run=run, instruction=row.instruction, step=row.step, rollout=row.rollout,
+            verdict=row.verdict, order_verdict="A", position="first",
+        )  # fmt: skip
+    Judgment.objects.filter(run=run).exclude(position="first").update(position="second")
+    assert Judgment.objects.filter(run=run).count() == 4
+    assert run_rollout_judgments(run).count() == 2
+    sample = run.dataset.instructions.get()
+    html = staff_client.get(f"/studio/runs/{run.pk}/samples/{sample.pk}/").content.decode()
+    assert "<td>1</td><td>1</td><td>0</td><td>1</td><td>0</td>" in html  # step 1: 1 W, 1 L
