@@ -269,6 +269,11 @@ class JudgeVote(models.Model):
         AB = "ab", "A first"
         BA = "ba", "B first"
 
+    # System A's outcome (rl_engine.outcomes.Outcome) as the canonical label of ``outcome``.
+    LABELS = {"win": "a", "loss": "b", "tie": "tie", "invalid": ""}
+    # Where system A's text was shown in each order.
+    A_POSITION = {"ab": "first", "ba": "second"}
+
     judge_run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="votes")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judge_votes")
     order = models.CharField(max_length=2, choices=Order.choices)

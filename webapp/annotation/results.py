@@ -26,6 +26,7 @@ from rl_engine.evaluation.stats import (
     ratings_table,
 )
 from rl_engine.evaluation.winrate import combine_orders
+from rl_engine.outcomes import Outcome
 from webapp.annotation.models import Campaign, JudgeRun, JudgeVote, System, Vote
 
 COUNTED = (Vote.Outcome.A, Vote.Outcome.B, Vote.Outcome.TIE, Vote.Outcome.BOTH_BAD)
@@ -217,19 +218,22 @@ def _judge_row(
     first_shown = decisive_verdicts = 0
     for orders in by_item.values():
         for judge_vote in orders.values():
-            if judge_vote.verdict in ("A", "B"):
+            # Whichever text was shown first "wins" with the letter A.
+            shown_first = Outcome.from_verdict(judge_vote.verdict, "first")
+            if shown_first in (Outcome.WIN, Outcome.LOSS):
                 decisive_verdicts += 1
-                first_shown += judge_vote.verdict == "A"
+                first_shown += shown_first is Outcome.WIN
     for item_id, orders in by_item.items():
         if set(orders) != {"ab", "ba"}:
             continue
+        # System A's outcome over both orders (A shown first in "ab", second in "ba").
         combined = combine_orders(orders["ab"].verdict, orders["ba"].verdict)
-        if combined == "invalid":
+        if not combined.valid:
             invalid += 1
             continue
         valid += 1
         flips += orders["ab"].outcome != orders["ba"].outcome
-        judge_label = {"win": "a", "loss": "b", "tie": "tie"}[combined]
+        judge_label = JudgeVote.LABELS[combined.value]
         human = majority.get(item_id)
         if human is None:
             continue

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from rl_engine.judging import JudgeSpec
+from rl_engine.outcomes import Outcome
 from webapp.annotation.models import Campaign, JudgeRun, JudgeVote
 
 
@@ -44,10 +45,10 @@ def judge_outcome(verdict: str, order: str) -> str:
     >>> judge_outcome("A", "ab"), judge_outcome("A", "ba"), judge_outcome("INVALID", "ba")
     ('a', 'b', '')
     """
-    outcome = {"A": "a", "B": "b", "TIE": "tie"}.get(verdict, "")
-    if order == "ba" and outcome in ("a", "b"):
-        outcome = "b" if outcome == "a" else "a"
-    return outcome
+    if order not in JudgeVote.A_POSITION:
+        raise ValueError(f"order must be 'ab' or 'ba', got {order!r}")
+    outcome = Outcome.from_verdict(verdict, JudgeVote.A_POSITION[order])
+    return JudgeVote.LABELS[outcome.value]
 
 
 def judge_votes_store(*, judge_run: JudgeRun, rows: Sequence[Mapping[str, Any]]) -> int:
