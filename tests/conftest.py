@@ -23,6 +23,19 @@ def _hf_offline() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _test_model_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests save tiny policies under pytest's temporary directory: make it a model root (for
+    this process and the workers it starts), as a deployment lists its model directories."""
+    from django.conf import settings
+
+    base = tmp_path_factory.getbasetemp().resolve()
+    roots = [str(p) for p in settings.WRITING_RL_MODEL_ROOTS]
+    if str(base) not in roots:
+        settings.WRITING_RL_MODEL_ROOTS.append(base)
+        os.environ["WRITING_RL_MODEL_ROOTS"] = ",".join([*roots, str(base)])
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database the tests use, for processes the tests start."""
     from django.db import connection

@@ -8,6 +8,7 @@ and ``from_dict()`` rebuilds it, rejecting unknown fields by name. Validation ru
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,32 @@ REWARD_TERMS = {
 }
 
 
-def _help(text: str) -> dict[str, str]:
+# Upper bounds of the integer settings: a run beyond them is a typo or an abuse of a shared
+# service, not an experiment (10^9 generations would queue happily otherwise).
+MAX_INT_SETTINGS = {
+    "min_wins": 1024,
+    "num_generations": 1024,
+    "prompts_per_step": 65_536,
+    "gradient_accumulation_steps": 65_536,
+    "max_completion_tokens": 131_072,
+    "max_steps": 10_000_000,
+    "checkpoint_every": 10_000_000,
+    "keep_checkpoints": 10_000,
+}
+# Bounds of the float settings (all of them must also be finite).
+MAX_FLOAT_SETTINGS = {"temperature": 10.0, "learning_rate": 1.0, "kl_beta": 1000.0}
+MAX_SEED = 2**32 - 1
+# generation_kwargs: flat JSON only (what HF generate and vLLM sampling take).
+MAX_GENERATION_KWARGS = 32
+MAX_KWARG_LIST = 64
+MAX_KWARG_TEXT = 1000
+
+
+def _help(text: str, name: str | None = None) -> dict[str, str]:
+    if name in MAX_INT_SETTINGS:
+        text += f" At most {MAX_INT_SETTINGS[name]:,}."
+    elif name in MAX_FLOAT_SETTINGS:
+        text += f" At most {MAX_FLOAT_SETTINGS[name]:g}."
     return {"help": text}
 
 
@@ -112,7 +138,8 @@ class TrainConfig:
         default=1,
         metadata=_help(
             "Wins (out of num_generations rollouts of a step) a sample needs to move "
-            "up one tier in the dynamic curriculum."
+            "up one tier in the dynamic curriculum.",
+            "min_wins",
         ),
     )
     static_tier: int | None = field(
@@ -133,51 +160,60 @@ class TrainConfig:
     )
     num_generations: int = field(
         default=4,
-        metadata=_help("Rollouts per prompt in each step (the group size; at least 2)."),
+        metadata=_help(
+            "Rollouts per prompt in each step (the group size; at least 2).", "num_generations"
+        ),
     )
     prompts_per_step: int = field(
         default=2,
         metadata=_help(
             "Distinct prompts per optimizer step; a step makes prompts_per_step x "
-            "num_generations rollouts."
+            "num_generations rollouts.",
+            "prompts_per_step",
         ),
     )
     gradient_accumulation_steps: int = field(
         default=1,
         metadata=_help(
             "Split each step's rollouts into this many micro-batches for the update "
-            "(less memory, same step). Must divide prompts_per_step x num_generations."
+            "(less memory, same step). Must divide prompts_per_step x num_generations.",
+            "gradient_accumulation_steps",
         ),
     )
     max_completion_tokens: int = field(
         default=256,
-        metadata=_help("Maximum new tokens per rollout."),
+        metadata=_help("Maximum new tokens per rollout.", "max_completion_tokens"),
     )
     temperature: float = field(
         default=1.0,
-        metadata=_help("Sampling temperature of rollouts (> 0)."),
+        metadata=_help("Sampling temperature of rollouts (> 0).", "temperature"),
     )
     top_p: float = field(default=1.0, metadata=_help("Nucleus sampling of rollouts, in (0, 1]."))
     learning_rate: float = field(
         default=1e-6,
         metadata=_help(
             "Optimizer learning rate (the paper used 1e-6 for 7B/8B models; small "
-            "models tolerate more)."
+            "models tolerate more).",
+            "learning_rate",
         ),
     )
     kl_beta: float = field(
         default=0.001,
         metadata=_help(
             "KL penalty coefficient against the initial policy (0 disables it and "
-            "saves the reference model's memory). Ignored by sft."
+            "saves the reference model's memory). Ignored by sft.",
+            "kl_beta",
         ),
     )
-    max_steps: int = field(default=100, metadata=_help("Optimizer steps to run in total."))
+    max_steps: int = field(
+        default=100, metadata=_help("Optimizer steps to run in total.", "max_steps")
+    )
     checkpoint_every: int = field(
         default=50,
         metadata=_help(
             "Write a resumable checkpoint every this many steps, and at the last step "
-            "(0 = no checkpoints except when the reporter stops the run)."
+            "(0 = no checkpoints except when the reporter stops the run).",
+            "checkpoint_every",
         ),
     )
     save_final_model: bool = field(
@@ -186,7 +222,7 @@ class TrainConfig:
     )
     keep_checkpoints: int | None = field(
         default=3,
-        metadata=_help("Keep only the newest N checkpoints (None keeps all)."),
+        metadata=_help("Keep only the newest N checkpoints (None keeps all).", "keep_checkpoints"),
     )
     seed: int = field(default=0, metadata=_help("Seed for data order, sampling and init."))
     device: str = field(
@@ -334,6 +370,12 @@ class TrainConfig:
                 )
             if not isinstance(weight, int | float) or isinstance(weight, bool):
                 raise ValueError(f"TrainConfig.reward_terms[{name!r}] must be a number")
+            if not math.isfinite(weight) or abs(weight) > 100:
+                raise ValueError(
+                    f"TrainConfig.reward_terms[{name!r}] must be a finite number in [-100, 100]"
+                )
+        _check_generation_kwargs(self.generation_kwargs)
+        self._check_bounds()
         if self.use_vllm == "server" and not self.vllm_server_url:
             raise ValueError(
                 "TrainConfig.vllm_server_url is required with use_vllm='server' "
@@ -342,6 +384,33 @@ class TrainConfig:
         if self.use_vllm in ("colocate", "server") and self.device == "cpu":
             raise ValueError(
                 "TrainConfig.use_vllm needs CUDA; set use_vllm='off' (or 'auto') on device='cpu'"
+            )
+
+    def _check_bounds(self) -> None:
+        for name, maximum in MAX_INT_SETTINGS.items():
+            value = getattr(self, name)
+            if value is not None and value > maximum:
+                raise ValueError(
+                    f"TrainConfig.{name} must be at most {maximum:,}; got {_short(value)}"
+                )
+        for name, bound in MAX_FLOAT_SETTINGS.items():
+            number = getattr(self, name)
+            if not isinstance(number, int | float) or isinstance(number, bool):
+                raise ValueError(f"TrainConfig.{name} must be a number; got {_short(number)}")
+            if not math.isfinite(number) or number > bound:
+                raise ValueError(
+                    f"TrainConfig.{name} must be a finite number at most {bound:g}; "
+                    f"got {_short(number)}"
+                )
+        if not isinstance(self.top_p, int | float) or not math.isfinite(self.top_p):
+            raise ValueError(f"TrainConfig.top_p must be a finite number; got {self.top_p!r}")
+        if (
+            not isinstance(self.seed, int)
+            or isinstance(self.seed, bool)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise ValueError(
+                f"TrainConfig.seed must be an integer in [0, {MAX_SEED}]; got {_short(self.seed)}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -371,6 +440,49 @@ class TrainConfig:
     def help(cls) -> dict[str, str]:
         """Field name -> help text, for forms and CLIs."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _short(value: object) -> str:
+    """A value for a message, kept short (10**30 or a huge string stays readable)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        return f"{value:.3e}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_scalar(value: object) -> bool:
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= 2**31 - 1
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_KWARG_TEXT
+
+
+def _check_generation_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """Flat JSON only: a name -> a scalar (finite number, bounded text, bool, null) or a short
+    list of scalars (e.g. stop strings). Nested values are refused: they reach generate()."""
+    if len(kwargs) > MAX_GENERATION_KWARGS:
+        raise ValueError(
+            f"TrainConfig.generation_kwargs has {len(kwargs)} entries; at most "
+            f"{MAX_GENERATION_KWARGS}"
+        )
+    for key, value in kwargs.items():
+        where = f"TrainConfig.generation_kwargs[{_short(key)}]"
+        if not isinstance(key, str) or not key.isidentifier() or len(key) > 64:
+            raise ValueError(f"{where}: the name must be an identifier of at most 64 characters")
+        if isinstance(value, list):
+            if len(value) > MAX_KWARG_LIST or not all(_is_scalar(v) for v in value):
+                raise ValueError(
+                    f"{where} must be a list of at most {MAX_KWARG_LIST} numbers or strings, "
+                    "not nested"
+                )
+        elif not _is_scalar(value):
+            raise ValueError(
+                f"{where} must be a finite number, a string of at most {MAX_KWARG_TEXT} "
+                f"characters, true/false, null or a flat list; got {_short(value)}"
+            )
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

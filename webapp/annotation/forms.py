@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from webapp.annotation.models import Vote
 from webapp.annotation.services.campaigns import SystemSpec
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Reference, Run
+from webapp.studio.paths import PathNotAllowed, check_model
 
 VOTE_CHOICES = [
     (Vote.Choice.LEFT.value, "Left is better"),
@@ -165,7 +166,12 @@ class CampaignForm(forms.Form):
         ]
         specs += [SystemSpec(kind="run", run=r) for r in data.get("runs") or []]
         if (data.get("base_policy") or "").strip():
-            specs.append(SystemSpec(kind="base_policy", policy=data["base_policy"].strip()))
+            try:
+                policy = check_model(data["base_policy"].strip(), "base_policy")
+            except PathNotAllowed as exc:
+                self.add_error("base_policy", exc.message)
+            else:
+                specs.append(SystemSpec(kind="base_policy", policy=policy))
         upload = data.get("imported_file")
         if upload is not None:
             label = (data.get("imported_label") or "").strip() or upload.name

@@ -13,6 +13,7 @@ from rl_engine.training import TrainConfig
 from webapp.evals.models import AblationCell, Benchmark, EvalRun, LongInputBenchmark
 from webapp.evals.services.ablations import CURRICULA, REWARDS, SELECTIONS
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Selection
+from webapp.studio.paths import PathNotAllowed, check_model
 
 SPLITS = [*Instruction.Split.choices, ("", "every split")]
 JUDGE_KINDS = [
@@ -105,6 +106,13 @@ class EvalRunForm(JudgeFields):
         self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
         self.fields["judge_model"].initial = settings.WRITING_RL_JUDGE_MODEL
         self.fields["judge_base_url"].initial = settings.WRITING_RL_JUDGE_BASE_URL
+
+    def clean_base_model(self) -> str:
+        value = self.cleaned_data.get("base_model") or ""
+        try:
+            return check_model(value, "base_model")
+        except PathNotAllowed as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data

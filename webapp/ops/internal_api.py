@@ -18,13 +18,22 @@ A verl job runs on a Ray cluster in its own environment; its reward hook
 
 Authentication: ``Authorization: Bearer <WRITING_RL_INTERNAL_API_TOKEN>``, compared in
 constant time. With the setting empty the API does not exist (404). A bad body is a 400 that
-names the field (``judgments[3].verdict``) and nothing is written.
+names the field (``judgments[3].verdict``) and nothing is written: a body nested deeper than
+:data:`MAX_BODY_DEPTH`, a number that is not finite (NaN, Infinity, ``1e999``), an integer
+beyond :data:`MAX_INT` (what the database's integer columns hold).
+
+Writes are idempotent, so a client may retry a call whose answer it lost: an outcome is applied
+at most once per (sample, step), and a judgment identical to one already stored for the run
+(same sample, step, tier, position, judge, verdict and rollout) is counted as stored, not
+written again. ``{"stored": n, "duplicates": d}`` says which.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from functools import wraps
@@ -39,11 +48,14 @@ from django.views.decorators.http import require_POST
 from rl_engine.curriculum import StepOutcome
 from rl_engine.outcomes import Outcome
 from rl_engine.training import JudgmentRecord
-from webapp.studio.models import CurriculumState, CurriculumTransition, Run
+from webapp.studio.models import CurriculumState, CurriculumTransition, Judgment, Run
 from webapp.studio.services.curriculum_store import DjangoCurriculumStore
-from webapp.studio.services.judgments import judgments_store
+from webapp.studio.services.judgments import judgment_row
 
 MAX_ITEMS = 10_000
+# Integer columns (steps, tiers, token counts) are 32-bit on PostgreSQL.
+MAX_INT = 2**31 - 1
+MAX_BODY_DEPTH = 8
 ENGINE_VERDICTS = ("A", "B", "TIE", "INVALID")
 POSITIONS = ("first", "second")
 OUTCOMES = tuple(Outcome)
@@ -93,17 +105,41 @@ def internal_endpoint(view: Callable[[HttpRequest, Run, dict[str, Any]], dict[st
         if run is None:
             return _error(404, f"run {run_id} does not exist")
         try:
-            body = json.loads(request.body or b"{}")
+            body = json.loads(request.body or b"{}", parse_constant=_refuse_constant)
+        except RecursionError:
+            return _error(400, f"the body is nested more than {MAX_BODY_DEPTH} levels deep")
         except ValueError as error:
             return _error(400, f"the body is not JSON: {error}")
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")
+        where = _too_deep(body)
+        if where is not None:
+            return _error(400, f"{where}: nested more than {MAX_BODY_DEPTH} levels deep")
         try:
             return JsonResponse(view(request, run, body))
         except BadRequest as error:
             return _error(400, str(error))
 
     return endpoint
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _too_deep(body: Any) -> str | None:
+    """The path of the first value nested deeper than MAX_BODY_DEPTH, or None."""
+    stack: list[tuple[Any, str, int]] = [(body, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_BODY_DEPTH:
+                return where
+            children = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in children:
+                path = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+                stack.append((child, path, depth + 1))
+    return None
 
 
 # -- field readers -----------------------------------------------------------------------------
@@ -124,10 +160,18 @@ def _items(body: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
 def _int(item: Mapping[str, Any], name: str, where: str, minimum: int | None = None) -> int:
     value = item.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise BadRequest(f"{where}.{name}: must be an integer, got {value!r}")
+        raise BadRequest(f"{where}.{name}: must be an integer, got {_short(value)}")
     if minimum is not None and value < minimum:
-        raise BadRequest(f"{where}.{name}: must be >= {minimum}, got {value}")
+        raise BadRequest(f"{where}.{name}: must be >= {minimum}, got {_short(value)}")
+    if abs(value) > MAX_INT:
+        raise BadRequest(f"{where}.{name}: must be at most {MAX_INT}, got {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a 10**30 or a huge string stays readable)."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**12 else f"{value:.3e}"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _float_or_none(item: Mapping[str, Any], name: str, where: str) -> float | None:
@@ -135,8 +179,14 @@ def _float_or_none(item: Mapping[str, Any], name: str, where: str) -> float | No
     if value is None:
         return None
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise BadRequest(f"{where}.{name}: must be a number or null, got {value!r}")
-    return float(value)
+        raise BadRequest(f"{where}.{name}: must be a number or null, got {_short(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BadRequest(f"{where}.{name}: must be a finite number, got {_short(value)}")
+    return number
 
 
 def _text(item: Mapping[str, Any], name: str, where: str, required: bool = False) -> str:
@@ -144,7 +194,9 @@ def _text(item: Mapping[str, Any], name: str, where: str, required: bool = False
     if value is None and not required:
         return ""
     if not isinstance(value, str):
-        raise BadRequest(f"{where}.{name}: must be a string, got {value!r}")
+        raise BadRequest(f"{where}.{name}: must be a string, got {_short(value)}")
+    if "\x00" in value:
+        raise BadRequest(f"{where}.{name}: contains a NUL character")
     return value
 
 
@@ -180,8 +232,8 @@ def tiers(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str, Any
     if len(sample_ids) > MAX_ITEMS:
         raise BadRequest(f"sample_ids: at most {MAX_ITEMS} per request")
     step = body.get("step")
-    if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
-        raise BadRequest(f"step: must be an integer or null, got {step!r}")
+    if step is not None:
+        step = _int(body, "step", "body", minimum=0)
     ids = _sample_ids(run, sample_ids, "sample_ids")
     states = DjangoCurriculumStore(run).read_tiers(sample_ids)
     answer = {sample_id: asdict(state) for sample_id, state in states.items()}
@@ -274,6 +326,54 @@ def judgments(request: HttpRequest, run: Run, body: dict[str, Any]) -> dict[str,
     ids = _sample_ids(run, [r.sample_id for r in records], "judgments")
     for record in records:
         record.sample_id = str(ids[record.sample_id])
+    new = _store_new_judgments(run, [judgment_row(run.pk, record) for record in records])
+    return {"stored": len(records), "duplicates": len(records) - new}
+
+
+def _judgment_key(row: Judgment) -> tuple[Any, ...]:
+    return (
+        row.instruction_id,
+        row.step,
+        row.reference_tier,
+        row.position,
+        row.judge,
+        row.order_verdict,
+        row.verdict,
+        row.rollout,
+    )
+
+
+def _store_new_judgments(run: Run, rows: list[Judgment]) -> int:
+    """Write the rows the run does not hold yet; returns how many were written.
+
+    Counted as a multiset: a request with two identical judgments stores two, and sending the
+    same request again stores none. The run's row lock serialises concurrent calls.
+    """
     with transaction.atomic():
-        stored = judgments_store(run_id=run.pk, records=records)
-    return {"stored": stored}
+        Run.objects.select_for_update().filter(pk=run.pk).values_list("pk", flat=True).first()
+        steps = {row.step for row in rows}
+        instructions = {row.instruction_id for row in rows}
+        held = Counter(
+            _judgment_key(existing)
+            for existing in Judgment.objects.filter(
+                run=run, step__in=steps, instruction_id__in=instructions
+            ).only(
+                "instruction_id",
+                "step",
+                "reference_tier",
+                "position",
+                "judge",
+                "order_verdict",
+                "verdict",
+                "rollout",
+            )
+        )
+        fresh = []
+        for row in rows:
+            key = _judgment_key(row)
+            if held[key] > 0:
+                held[key] -= 1
+            else:
+                fresh.append(row)
+        Judgment.objects.bulk_create(fresh, batch_size=500)
+    return len(fresh)

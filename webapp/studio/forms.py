@@ -23,6 +23,7 @@ from rl_engine.training import config as config_module
 from rl_engine.training.config import TrainConfig
 from webapp.studio.importers import FORMATS as IMPORT_FORMATS
 from webapp.studio.models import Dataset, Selection
+from webapp.studio.paths import PathNotAllowed, check_model, check_train_config
 
 FORMAT_LABELS = {
     "auto": "detect from the file",
@@ -84,6 +85,14 @@ def _env_name(form: forms.Form, field: str) -> str:
     return value
 
 
+def _allowed_model(value: str, field: str) -> str:
+    """A model name or a checkpoint under the model roots (webapp.studio.paths)."""
+    try:
+        return check_model(value, field)
+    except PathNotAllowed as exc:
+        raise forms.ValidationError(exc.message) from None
+
+
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """``int | None`` -> (int, True); ``int`` -> (int, False)."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
@@ -121,21 +130,32 @@ def _form_field(
     )
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
 class JSONObjectField(forms.CharField):
     """A JSON object typed into a text box, e.g. ``{"length": 0.5}``."""
 
     widget = forms.TextInput
+    MAX_CHARS = 10_000
 
     def to_python(self, value: Any) -> dict[str, Any]:
         text = super().to_python(value)
         if not text:
             return {}
+        if len(text) > self.MAX_CHARS:
+            raise forms.ValidationError(f"At most {self.MAX_CHARS:,} characters of JSON.")
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"Not valid JSON: {exc.msg} (column {exc.colno})."
             ) from None
+        except RecursionError:
+            raise forms.ValidationError("Nested too deeply; give a flat JSON object.") from None
+        except ValueError as exc:  # a 5000-digit number, NaN
+            raise forms.ValidationError(f"Not valid JSON here: {exc}") from None
         if not isinstance(parsed, dict):
             raise forms.ValidationError('Give a JSON object, e.g. {"length": 0.5}.')
         return parsed
@@ -235,6 +255,12 @@ class RunForm(forms.Form):
             cleaned["config"] = TrainConfig(**values)
         except (ValueError, TypeError) as exc:
             self._attach(str(exc))
+            return cleaned
+        try:
+            check_train_config(cleaned["config"])
+        except PathNotAllowed as exc:
+            del cleaned["config"]
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return cleaned
 
     def _optional(self, name: str) -> bool:
@@ -384,8 +410,8 @@ class GenerateReferencesForm(forms.Form):
         label="API key variable",
         help_text="Endpoint writers: the environment variable that holds the key.",
     )
-    max_new_tokens = forms.IntegerField(min_value=1, initial=1024)
-    temperature = forms.FloatField(min_value=0.0, initial=0.7)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=131_072, initial=1024)
+    temperature = forms.FloatField(min_value=0.0, max_value=10.0, initial=0.7)
     plan_then_write = forms.BooleanField(
         required=False,
         help_text="For long targets: an outline with a word budget per section, then the "
@@ -419,6 +445,12 @@ class GenerateReferencesForm(forms.Form):
             "plan_then_write": cleaned["plan_then_write"],
             "parallel_sections": cleaned["parallel_sections"],
         }
+        if spec["kind"] == "local" and spec["model"]:
+            try:
+                check_model(spec["model"], "model")
+            except PathNotAllowed as exc:
+                self.add_error("model", exc.message)
+                return cleaned
         if spec["kind"] == "openai" and not (spec["model"] and spec["base_url"]):
             self.add_error("model", "An endpoint writer needs its model name and base URL.")
             return cleaned
@@ -452,8 +484,11 @@ class PolicyResponsesForm(_EndpointFields):
         help_text="The policy to answer the train instructions (a checkpoint directory or a "
         "known name); its graded answers feed margin-aware selection.",
     )
-    max_new_tokens = forms.IntegerField(min_value=1, initial=256)
-    temperature = forms.FloatField(min_value=0.0, initial=0.7)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=131_072, initial=256)
+    temperature = forms.FloatField(min_value=0.0, max_value=10.0, initial=0.7)
+
+    def clean_policy(self) -> str:
+        return _allowed_model(self.cleaned_data["policy"], "policy")
 
     def params(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -72,6 +72,7 @@ def execute_run(
     """Train a run this worker has claimed, and record how it ended."""
     from rl_engine.training import JudgeOutageError, TrainConfig, train
     from webapp.studio.models import Run
+    from webapp.studio.paths import check_train_config
     from webapp.studio.services.curriculum_store import DjangoCurriculumStore
     from webapp.studio.services.reporter import DjangoReporter
     from webapp.studio.services.runs import (
@@ -85,6 +86,8 @@ def execute_run(
     heartbeat.start()
     try:
         config = TrainConfig.from_dict(run.config)
+        # Again here: the stored config may have been edited since the web app checked it.
+        check_train_config(config)
         store = DjangoCurriculumStore(run)
         resumed_at = _roll_back_to_checkpoint(run_id, config.output_dir, store)
         reporter: Any = DjangoReporter(run, total_steps=config.max_steps)

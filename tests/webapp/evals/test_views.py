@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -35,12 +38,13 @@ def test_it_lists_evaluations_with_their_scores(staff_client: Client) -> None:
 
 
 def test_the_new_form_creates_and_enqueues_an_evaluation(
-    staff_client: Client, django_capture_on_commit_callbacks
+    staff_client: Client, django_capture_on_commit_callbacks, settings: Any
 ) -> None:
+    settings.WRITING_RL_MODEL_ROOTS = [Path("/models")]  # a base model must live under a root
     dataset = make_dataset()
     make_instruction(dataset, required_words=100)
     form = {
-        "benchmark": "longbench_write", "system_kind": "base_model", "base_model": "tiny-path",
+        "benchmark": "longbench_write", "system_kind": "base_model", "base_model": "/models/tiny",
         "dataset": dataset.pk, "split": "eval", "max_new_tokens": 16, "batch_size": 2,
         "temperature": 0.0, "iterations": 1, "context_tokens": 2048, "judge_kind": "heuristic",
     }  # fmt: skip
@@ -49,7 +53,7 @@ def test_the_new_form_creates_and_enqueues_an_evaluation(
     eval_run = EvalRun.objects.get()
     assert response["Location"] == f"/evals/{eval_run.pk}/"
     assert len(callbacks) == 1  # the generation task, sent once the row is committed
-    assert eval_run.settings["max_new_tokens"] == 16 and eval_run.base_model == "tiny-path"
+    assert eval_run.settings["max_new_tokens"] == 16 and eval_run.base_model == "/models/tiny"
     assert eval_run.judge["kind"] == "heuristic" and eval_run.status == "queued"
 
 

@@ -124,7 +124,7 @@ def test_it_stores_judgments_as_a_trl_run_does(
         },
     ]
     response = post(client, run.pk, "judgments", {"judgments": records})
-    assert response.json() == {"stored": 4}
+    assert response.json() == {"stored": 4, "duplicates": 0}
     rows = list(Judgment.objects.filter(run=run).order_by("id"))
     assert [r.verdict for r in rows] == ["win", "loss", "tie", "invalid"]
     assert [r.reward for r in rows] == [1.0, 0.0, 0.5, None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,8 +97,9 @@ def test_a_pasted_key_is_refused_and_not_echoed(
 
 @pytest.mark.django_db(transaction=True)
 def test_it_queues_grading_and_policy_answers_with_an_endpoint_or_the_heuristic(
-    staff_client: Client, sent: list[dict[str, Any]]
+    staff_client: Client, sent: list[dict[str, Any]], settings: Any
 ) -> None:
+    settings.WRITING_RL_MODEL_ROOTS = [Path("/models")]  # the deployment's model directory
     dataset = make_dataset("d")
     post(
         staff_client, dataset.pk, kind="score_references", scorer_kind="openai",

@@ -30,6 +30,7 @@ from webapp.studio.models import (
     Run,
     Selection,
 )
+from webapp.studio.paths import PathNotAllowed, check_train_config
 from webapp.studio.services.curriculum_store import curriculum_initialize
 from webapp.studio.services.leases import (
     StaleSweep,
@@ -89,6 +90,10 @@ def run_create(
     the transaction commits. The run's output directory is its own under
     ``WRITING_RL_RUNS_DIR``, whatever ``config.output_dir`` said."""
     train_config = _config(config)
+    try:
+        check_train_config(train_config)
+    except PathNotAllowed as error:
+        raise RunConfigError(str(error)) from None
     if selection is not None and selection.dataset_id != dataset.pk:
         raise RunConfigError(f"selection {selection.pk} belongs to another dataset")
     samples = training_instruction_ids(dataset=dataset, selection=selection)
