@@ -78,22 +78,26 @@ def test_it_runs_a_campaign_from_keyboard_votes_to_results(
     page_a.evaluate("window.__sameDocument = true")
     for label in LABELS:
         assert label not in page_a.content()
-    page_a.keyboard.press("g")
+    # A first visit opens the guidelines; g closes and reopens them.
     assert page_a.locator("#guidelines").evaluate("el => el.open") is True
     assert page_a.locator("#guidelines strong").inner_text() == "clearer"
     page_a.keyboard.press("g")
-    first_a = vote_with_keys(page_a, "3", "Enter")
-    second_a = vote_with_keys(page_a, "4", "Enter")
+    assert page_a.locator("#guidelines").evaluate("el => el.open") is False
+    page_a.keyboard.press("g")
+    assert page_a.locator("#guidelines").evaluate("el => el.open") is True
+    # 1-4 vote with one key; an arrow only selects a side, Enter then submits.
+    first_a = vote_with_keys(page_a, "3")
+    second_a = vote_with_keys(page_a, "4")
     third_a = vote_with_keys(page_a, "ArrowLeft", "Enter")
     page_a.locator("#all-done").wait_for()
 
-    # Bert: left with keys, then right and a double click on Submit, then right with keys.
+    # Bert: left with a key, then right by mouse and a double click on Submit, then right.
     page_b.goto(f"{base}/annotate/campaigns/{campaign.pk}/work/")
     page_b.click("#start")  # a GET shows the Start button; the POST takes the lease
     page_b.wait_for_url("**/annotate/assignments/*/")
     page_b.evaluate("window.__sameDocument = true")
-    first_b = vote_with_keys(page_b, "1", "Enter")
-    page_b.keyboard.press("2")
+    first_b = vote_with_keys(page_b, "1")
+    page_b.locator("#choice-right").check()
     double_clicked = current_assignment(page_b)
     # A person reads before clicking (clicks right after a swap are ignored by design).
     page_b.wait_for_timeout(500)
@@ -104,13 +108,14 @@ def test_it_runs_a_campaign_from_keyboard_votes_to_results(
     )
     page_b.wait_for_load_state("networkidle")
     assert "This field is required" not in page_b.content()  # the 2nd click hit nothing new
-    third_b = vote_with_keys(page_b, "2", "Enter")
+    third_b = vote_with_keys(page_b, "2")
     page_b.locator("#all-done").wait_for()
 
     # Replaying a vote twice at once (two requests in flight together) changes nothing.
     statuses = page_b.evaluate(
         """async (url) => {
-            const token = document.cookie.match(/csrftoken=([^;]+)/)[1];
+            // CSRF lives in the session; the page carries the token in hx-headers.
+            const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken'];
             const send = () => fetch(url, {method: 'POST', headers: {'X-CSRFToken': token},
                                            body: new URLSearchParams({choice: 'left'})});
             const replies = await Promise.all([send(), send()]);
@@ -156,3 +161,50 @@ def test_it_runs_a_campaign_from_keyboard_votes_to_results(
     assert "6 / 6" in page_r.locator("[data-testid=campaign-progress]").inner_text()
     for context in (context_a, context_b, context_r):
         context.close()
+
+
+def test_a_phone_sized_annotator_votes_with_single_keys_skips_and_undoes(
+    chromium: None, transactional_db: None, live_server: Any, browser: Any
+) -> None:
+    annotator = User.objects.create_user("pia", password=PASSWORD)
+    campaign = make_campaign([annotator], instructions=3, systems=2, overlap=1, name="phone")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = log_in(context, live_server.url, "pia")
+    page.goto(f"{live_server.url}/annotate/campaigns/{campaign.pk}/work/")
+    page.click("#start")
+    page.wait_for_url("**/annotate/assignments/*/")
+    page.evaluate("window.__sameDocument = true")
+
+    # At 390 px the two texts are stacked, each as wide as the page, not squeezed side by side.
+    left = page.locator("#response-left").bounding_box()
+    right = page.locator("#response-right").bounding_box()
+    assert right["y"] >= left["y"] + left["height"]
+    assert left["width"] > 300
+    # Nothing overflows the viewport sideways (the nav wraps).
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    # Skip with a reason; focus goes back to the page, so the next "1" is a vote, not text.
+    skipped = current_assignment(page)
+    page.keyboard.press("s")
+    page.keyboard.type("cannot read it")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "id => document.querySelector('#item-area').dataset.assignment !== String(id)",
+        arg=skipped,
+    )
+    assert page.evaluate("document.activeElement.id") == "item-area"
+    voted = vote_with_keys(page, "1")
+    assert Vote.objects.get(assignment_id=voted).choice == "left"
+
+    # u takes the last vote back: the same item comes back, and a new key votes again.
+    assert page.locator("#undo-vote").is_visible()
+    page.keyboard.press("u")
+    page.wait_for_function(
+        "id => document.querySelector('#item-area').dataset.assignment === String(id)",
+        arg=voted,
+    )
+    assert not Vote.objects.filter(assignment_id=voted).exists()
+    vote_with_keys(page, "2")
+    assert Vote.objects.get(assignment_id=voted).choice == "right"
+    assert Vote.objects.get(assignment_id=skipped).skip_reason == "cannot read it"
+    context.close()

@@ -210,3 +210,22 @@ class JudgeRunForm(forms.Form):
             if data.get(name):
                 spec[name] = data[name]
         return spec
+
+
+class PreferenceExportForm(forms.Form):
+    """Options of the preference export: keep items out whose majority is weakly supported."""
+
+    min_votes = forms.IntegerField(
+        min_value=1,
+        max_value=1000,
+        initial=2,
+        label="Minimum votes per item",
+        help_text="Counted votes (skips excluded) an item needs to be exported.",
+    )
+    min_agreement_percent = forms.IntegerField(
+        min_value=0,
+        max_value=100,
+        initial=67,
+        label="Minimum agreement (%)",
+        help_text="Share of an item's votes that must agree with its majority.",
+    )

@@ -14,14 +14,20 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from rl_engine.text import count_words
-from webapp.annotation import exports, results, selectors
-from webapp.annotation.forms import VOTE_CHOICES, CampaignForm, JudgeRunForm, VoteForm
+from webapp.annotation import exports, quality, results, selectors
+from webapp.annotation.forms import (
+    VOTE_CHOICES,
+    CampaignForm,
+    JudgeRunForm,
+    PreferenceExportForm,
+    VoteForm,
+)
 from webapp.annotation.markup import render_markdown
 from webapp.annotation.models import Assignment, Campaign
 from webapp.annotation.services.assignments import assignment_claim_next, assignment_renew
 from webapp.annotation.services.campaigns import campaign_create, campaign_missing_outputs
 from webapp.annotation.services.judge_runs import judge_run_create
-from webapp.annotation.services.votes import vote_and_claim_next
+from webapp.annotation.services.votes import vote_and_claim_next, vote_undo_last
 from webapp.studio.permissions import is_researcher, researcher_required
 
 ITEM_PARTIAL = "annotation/annotate.html#item"
@@ -110,7 +116,34 @@ def assignment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         assignment_renew(assignment=assignment)
     context = _item_context(request, assignment, campaign)
     context["guidelines_html"] = render_markdown(campaign.guidelines)
+    # The guidelines start open until the annotator's first vote in the campaign.
+    context["guidelines_open"] = context["mine"].done == 0
     return render(request, "annotation/annotate.html", context)
+
+
+@login_required
+@require_POST
+def vote_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take back the annotator's last vote in the campaign and show that item again."""
+    campaign = selectors.campaign_for_annotator(request.user, pk)
+    try:
+        assignment = vote_undo_last(campaign=campaign, annotator=request.user)
+    except ValidationError as exc:
+        message = " ".join(exc.messages)
+        if not request.htmx:
+            messages.error(request, message)
+            return redirect("annotation:work", pk=campaign.pk)
+        response = HttpResponse(message, status=409, content_type="text/plain; charset=utf-8")
+        return response
+    if not request.htmx:
+        messages.info(request, "Your last vote was taken back; vote again.")
+        return redirect("annotation:assignment", pk=assignment.pk)
+    assignment = selectors.assignment_for(request.user, assignment.pk)
+    context = _item_context(request, assignment, campaign)
+    context["notice"] = "Your last vote was taken back; vote again."
+    response = render(request, ITEM_PARTIAL, context)
+    response["HX-Push-Url"] = reverse("annotation:assignment", args=[assignment.pk])
+    return response
 
 
 @login_required
@@ -156,6 +189,7 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("annotation:assignment", pk=following.pk)
     context = _item_context(request, following, campaign)
     context["notice"] = notice
+    context["can_undo"] = not notice  # the vote just recorded can be taken back
     response = render(request, ITEM_PARTIAL, context)
     response["HX-Push-Url"] = (
         reverse("annotation:assignment", args=[following.pk])
@@ -235,6 +269,8 @@ def campaign_results(request: HttpRequest, pk: int) -> HttpResponse:
         "agreement": results.human_agreement(campaign),
         "judges": results.judge_agreement(campaign),
         "judge_form": JudgeRunForm(),
+        "quality": quality.annotator_quality(campaign),
+        "preference_form": PreferenceExportForm(),
     }
     return render(request, "annotation/results.html", context)
 
@@ -269,6 +305,27 @@ def export_votes(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 
 
 @researcher_required
-def export_preferences(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def export_votes_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
-    return _jsonl(exports.preference_rows(campaign), f"campaign-{campaign.pk}-preferences.jsonl")
+    response = StreamingHttpResponse(
+        exports.as_csv(exports.vote_rows(campaign), exports.VOTE_COLUMNS),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-votes.csv"'
+    return response
+
+
+@researcher_required
+def export_preferences(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    form = PreferenceExportForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+        return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+    options = form.cleaned_data if request.GET else {}
+    rows = exports.preference_rows(
+        campaign,
+        min_votes=options.get("min_votes") or 1,
+        min_agreement=(options.get("min_agreement_percent") or 0) / 100,
+    )
+    return _jsonl(rows, f"campaign-{campaign.pk}-preferences.jsonl")

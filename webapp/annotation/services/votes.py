@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,7 +12,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
-from webapp.annotation.models import Assignment, Item, Vote
+from webapp.annotation.models import Assignment, Campaign, Item, Vote
 from webapp.annotation.services.assignments import assignment_claim_next, slots_taken
 
 logger = logging.getLogger(__name__)
@@ -164,3 +164,61 @@ def vote_and_claim_next(
     if retry_claim:
         following = assignment_claim_next(campaign=campaign, annotator=annotator)
     return notice, following
+
+
+# How long an annotator may take back their last vote.
+UNDO_WINDOW = timedelta(minutes=10)
+
+
+def vote_undo_last(
+    *, campaign: Campaign, annotator: Any, now: datetime | None = None
+) -> Assignment:
+    """Take back the annotator's most recent vote (or skip) in ``campaign`` and lease its item
+    to them again; returns that assignment.
+
+    Only the latest vote, only within :data:`UNDO_WINDOW`, only while the campaign is open. A
+    skip is not taken back once another annotator has the slot it freed. The item's counter
+    and completeness are restored in the same transaction as the delete; on error nothing
+    changes (``ValidationError`` with a message for the annotator).
+    """
+    now = now or timezone.now()
+    if campaign.status != Campaign.Status.OPEN:
+        raise ValidationError(f"“{campaign.annotator_title}” is not open; votes are final.")
+    with transaction.atomic():
+        vote = (
+            Vote.objects.select_related("assignment")
+            .filter(item__campaign=campaign, annotator=annotator)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if vote is None:
+            raise ValidationError("You have no vote to undo in this campaign.")
+        if vote.created_at < now - UNDO_WINDOW:
+            minutes = int(UNDO_WINDOW.total_seconds() // 60)
+            raise ValidationError(
+                f"Your last vote is more than {minutes} minutes old; it can no longer be undone."
+            )
+        item = Item.objects.select_for_update().get(pk=vote.item_id)
+        if not vote.counted and slots_taken(item, annotator, now) >= campaign.overlap:
+            raise ValidationError(
+                "Another annotator has taken the item you skipped; the skip stays."
+            )
+        assignment = vote.assignment
+        deleted, _ = Vote.objects.filter(pk=vote.pk).delete()
+        if not deleted:  # a concurrent undo got there first
+            raise ValidationError("That vote was already undone.")
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=Assignment.Status.LEASED,
+            completed_at=None,
+            leased_until=now + timedelta(seconds=campaign.lease_seconds),
+        )
+        if vote.counted:
+            # The right-hand sides read the row before the update (as in vote_record).
+            Item.objects.filter(pk=item.pk).update(
+                votes_done=F("votes_done") - 1,
+                complete=ExpressionWrapper(
+                    Q(votes_done__gt=campaign.overlap), output_field=BooleanField()
+                ),
+            )
+    assignment.refresh_from_db()
+    return assignment

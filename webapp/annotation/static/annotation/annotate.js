@@ -1,9 +1,11 @@
 // Keyboard shortcuts of the annotation page. The page works without this file: the form is a
 // plain POST. Keys are ignored while typing in a text field (Escape leaves the field).
+// 1-4 vote at once; the arrows only select a side (Enter then submits); u takes the last vote
+// back.
 (function () {
   "use strict";
-  var CHOICES = { "1": "left", "2": "right", "3": "tie", "4": "both_bad",
-                  "ArrowLeft": "left", "ArrowRight": "right" };
+  var VOTE_KEYS = { "1": "left", "2": "right", "3": "tie", "4": "both_bad" };
+  var SELECT_KEYS = { "ArrowLeft": "left", "ArrowRight": "right" };
 
   function form() { return document.getElementById("vote-form"); }
 
@@ -15,8 +17,8 @@
     return radio;
   }
 
-  function submit() {
-    var f = form();
+  function submit(f) {
+    f = f || form();
     if (!f) return;
     var button = f.querySelector("button[type=submit]");
     if (button && button.disabled) return;  // a request is already in flight
@@ -35,7 +37,17 @@
   // The second click of a double click must not land on the next item's Submit button,
   // which has just replaced the first one: ignore clicks on it for a moment after a swap.
   var swappedAt = 0;
-  document.addEventListener("htmx:afterSwap", function () { swappedAt = Date.now(); });
+  document.addEventListener("htmx:afterSwap", function () {
+    swappedAt = Date.now();
+    // htmx puts focus back on the element with the same id in the new content (the skip
+    // reason box after a skip), which would swallow the next key: give it to the item instead.
+    var active = document.activeElement;
+    var area = document.getElementById("item-area");
+    if (area && (!active || active === document.body || area.contains(active))) {
+      if (active && active.blur) active.blur();
+      area.focus({preventScroll: true});
+    }
+  });
   document.addEventListener("click", function (event) {
     var button = event.target && event.target.closest && event.target.closest("#submit-vote");
     if (button && Date.now() - swappedAt < 400) { event.preventDefault(); event.stopPropagation(); }
@@ -54,8 +66,18 @@
       return;
     }
     if (event.key === "g" || event.key === "?") { event.preventDefault(); toggleGuidelines(); return; }
+    if (event.key === "u") {
+      var undo = document.getElementById("undo-form");
+      if (undo) { event.preventDefault(); submit(undo); }
+      return;
+    }
     if (!form()) return;
-    if (CHOICES[event.key]) { event.preventDefault(); pick(CHOICES[event.key]); return; }
+    if (VOTE_KEYS[event.key]) {
+      event.preventDefault();
+      if (pick(VOTE_KEYS[event.key])) submit();
+      return;
+    }
+    if (SELECT_KEYS[event.key]) { event.preventDefault(); pick(SELECT_KEYS[event.key]); return; }
     if (event.key === "s") {
       event.preventDefault();
       pick("skip");
