@@ -11,7 +11,7 @@ from rl_engine.evaluation.longinput import EXTRACTION_LABELS, EXTRACTIONS
 from rl_engine.evaluation.runner import EvalSettings
 from rl_engine.training import TrainConfig
 from webapp.evals.models import AblationCell, Benchmark, EvalRun, LongInputBenchmark
-from webapp.evals.services.ablations import CURRICULA, REWARDS, SELECTIONS
+from webapp.evals.services.ablations import DEFAULT_CURRICULA, DEFAULT_SELECTIONS, REWARDS
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Selection
 from webapp.studio.paths import PathNotAllowed, check_model
 
@@ -154,7 +154,7 @@ class AblationForm(JudgeFields):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
     selections = forms.MultipleChoiceField(
         choices=AblationCell.SelectionAxis.choices,
-        initial=list(SELECTIONS),
+        initial=list(DEFAULT_SELECTIONS),
         widget=forms.CheckboxSelectMultiple,
     )
     rewards = forms.MultipleChoiceField(
@@ -164,8 +164,25 @@ class AblationForm(JudgeFields):
     )
     curricula = forms.MultipleChoiceField(
         choices=AblationCell.CurriculumAxis.choices,
-        initial=list(CURRICULA),
+        initial=list(DEFAULT_CURRICULA),
         widget=forms.CheckboxSelectMultiple,
+    )
+    design = forms.ChoiceField(
+        choices=[
+            ("product", "every combination of the ticked values"),
+            ("one_factor", "one factor at a time from margin · pairwise · dynamic"),
+        ],
+        initial="product",
+        required=False,
+        label="Arms",
+        help_text="One factor at a time is the paper's ablation: the method's arm, and each "
+        "other ticked value of one axis with the other two at the method's.",
+    )
+    seeds = forms.CharField(
+        required=False,
+        label="Seeds per arm",
+        help_text="Several seeds, e.g. '0 1 2': every arm is trained once per seed and the "
+        "table reports the mean with a 95% t-interval over seeds. Empty: the seed below.",
     )
     margin_selection = forms.ModelChoiceField(
         queryset=Selection.objects.filter(strategy=Selection.Strategy.MARGIN),
@@ -176,6 +193,11 @@ class AblationForm(JudgeFields):
         queryset=Selection.objects.filter(strategy=Selection.Strategy.DIFFICULTY),
         required=False,
         help_text="Its chosen instructions train the difficulty cells.",
+    )
+    random_selection = forms.ModelChoiceField(
+        queryset=Selection.objects.filter(strategy=Selection.Strategy.RANDOM),
+        required=False,
+        help_text="Its chosen instructions train the random-selection cells.",
     )
     policy = forms.CharField(initial="smollm2-135m-instruct")
     algorithm = forms.ChoiceField(choices=[("grpo", "GRPO"), ("rloo", "RLOO")], initial="grpo")
@@ -206,6 +228,18 @@ class AblationForm(JudgeFields):
                      "max_completion_tokens", "learning_rate", "seed"):  # fmt: skip
             self.fields[name].help_text = help_texts.get(name, "")
 
+    def clean_seeds(self) -> list[int] | None:
+        text = (self.cleaned_data.get("seeds") or "").replace(",", " ").split()
+        if not text:
+            return None
+        try:
+            seeds = [int(part) for part in text]
+        except ValueError:
+            raise forms.ValidationError("give whole numbers, e.g. '0 1 2'") from None
+        if len(set(seeds)) != len(seeds):
+            raise forms.ValidationError("a seed is listed twice")
+        return seeds
+
     def base_config(self) -> dict[str, Any]:
         data = self.cleaned_data
         return {
@@ -230,8 +264,11 @@ class AblationForm(JudgeFields):
             "selections": data["selections"],
             "rewards": data["rewards"],
             "curricula": data["curricula"],
+            "design": data.get("design") or "product",
+            "seeds": data.get("seeds"),
             "margin_selection": data.get("margin_selection"),
             "difficulty_selection": data.get("difficulty_selection"),
+            "random_selection": data.get("random_selection"),
             "eval_benchmark": data["eval_benchmark"],
             "eval_split": data.get("eval_split") or "",
             "eval_settings": {"max_new_tokens": data["eval_max_new_tokens"]},

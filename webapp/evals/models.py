@@ -235,6 +235,12 @@ class AblationGrid(models.Model):
     eval_judge = models.JSONField(default=dict)
     eval_limit = models.PositiveIntegerField(null=True, blank=True)
     eval_baseline_tier = models.IntegerField(null=True, blank=True)
+    seeds = models.JSONField(default=list, blank=True, help_text="The seeds of every arm.")
+    base_eval_run = models.ForeignKey(
+        EvalRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The base policy evaluated like the cells (held-out split): the baseline "
+        "of the win rates.",
+    )  # fmt: skip
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -251,6 +257,7 @@ class AblationCell(models.Model):
     class SelectionAxis(models.TextChoices):
         MARGIN = "margin", "margin-aware"
         DIFFICULTY = "difficulty", "difficulty"
+        RANDOM = "random", "random"
         FULL = "full", "full data"
 
     class RewardAxis(models.TextChoices):
@@ -259,12 +266,14 @@ class AblationCell(models.Model):
 
     class CurriculumAxis(models.TextChoices):
         DYNAMIC = "dynamic", "dynamic"
-        STATIC = "static", "static"
+        STATIC = "static", "static (top tier)"
+        RANDOM = "random", "random tier"
 
     grid = models.ForeignKey(AblationGrid, on_delete=models.CASCADE, related_name="cells")
     selection = models.CharField(max_length=20, choices=SelectionAxis.choices)
     reward = models.CharField(max_length=20, choices=RewardAxis.choices)
     curriculum = models.CharField(max_length=20, choices=CurriculumAxis.choices)
+    seed = models.IntegerField(default=0, help_text="TrainConfig.seed of the cell's run.")
     selection_used = models.ForeignKey(
         Selection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -272,12 +281,16 @@ class AblationCell(models.Model):
     eval_run = models.ForeignKey(
         EvalRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="ablation_cells"
     )
+    # The held-out responses against the base policy's (win rates in both orders) and the
+    # heuristic score; filled once the cell's and the base policy's evaluations succeeded.
+    comparison = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["grid_id", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["grid", "selection", "reward", "curriculum"], name="uniq_ablation_cell"
+                fields=["grid", "selection", "reward", "curriculum", "seed"],
+                name="uniq_ablation_cell_seed",
             )
         ]
 
@@ -286,4 +299,9 @@ class AblationCell(models.Model):
 
     @property
     def label(self) -> str:
+        """The cell's arm: selection · reward · curriculum (the seeds of an arm share it)."""
         return f"{self.selection} · {self.reward} · {self.curriculum}"
+
+    @property
+    def seed_label(self) -> str:
+        return f"{self.label} · seed {self.seed}"

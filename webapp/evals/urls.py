@@ -18,4 +18,5 @@ urlpatterns = [
     path("ablations/<int:pk>/", views.ablation_detail, name="ablation_detail"),
     path("ablations/<int:pk>/evaluate/", views.ablation_evaluate, name="ablation_evaluate"),
     path("ablations/<int:pk>/results.csv", views.ablation_csv, name="ablation_csv"),
+    path("ablations/<int:pk>/arms.csv", views.ablation_arms_csv, name="ablation_arms_csv"),
 ]

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from webapp import charts
 from webapp.evals import selectors
+from webapp.evals.ablation_results import ablation_results
 from webapp.evals.forms import AblationForm, EvalRunForm, LongInputUploadForm
 from webapp.evals.models import AblationGrid, Benchmark, EvalRun, LongInputBenchmark
 from webapp.evals.services.ablations import (
@@ -292,6 +293,7 @@ def ablation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "cells": cells,
             "table": table,
             "rows": [(row, row.cell_list(table.columns)) for row in table.rows],
+            "study": ablation_results(grid),
         },
     )
 
@@ -315,3 +317,12 @@ def ablation_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     if not grid.cells.exists():
         raise Http404("the grid has no cells")
     return _csv_response(selectors.ablation_table(grid).csv_rows(), f"ablation-{pk}.csv")
+
+
+@researcher_required
+def ablation_arms_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """The study table: one row per arm, means and 95% t-intervals over its seeds."""
+    grid = get_object_or_404(AblationGrid, pk=pk)
+    if not grid.cells.exists():
+        raise Http404("the grid has no cells")
+    return _csv_response(ablation_results(grid).csv_rows(), f"ablation-{pk}-arms.csv")

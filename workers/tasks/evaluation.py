@@ -42,11 +42,18 @@ def judge_eval_run(eval_run_id: int) -> dict[str, object]:
 
 @shared_task(name="workers.tasks.evaluation.watch_ablation_grid")
 def watch_ablation_grid(grid_id: int) -> dict[str, object]:
-    """Create the evaluation of every finished run of the grid; look again later while some
-    training run is still active."""
+    """Create the evaluation of every finished run of the grid (and of the base policy),
+    compare the evaluated ones with the base policy; look again later while some training
+    run or evaluation is still active."""
     from webapp.evals.services.ablations import ablation_grid_advance
 
     progress = ablation_grid_advance(grid_id)
-    if progress.active_runs:
+    if progress.active_runs or progress.pending:
         watch_ablation_grid.apply_async(args=[grid_id], countdown=WATCH_EVERY_S)
-    return {"grid": grid_id, "active_runs": progress.active_runs, "created": progress.created}
+    return {
+        "grid": grid_id,
+        "active_runs": progress.active_runs,
+        "created": progress.created,
+        "pending": progress.pending,
+        "compared": progress.compared,
+    }

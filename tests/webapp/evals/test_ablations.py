@@ -14,6 +14,7 @@ from webapp.evals.services.ablations import (
     AblationError,
     ablation_grid_advance,
     ablation_grid_create,
+    grid_arms,
 )
 from webapp.studio.models import Dataset, Run, Selection, SelectionEntry
 
@@ -149,3 +150,62 @@ def test_the_form_launches_a_grid(
                                                            "rewards": ["pointwise"]})  # fmt: skip
     assert response.status_code == 302
     assert Run.objects.filter(config__reward_kind="pointwise").count() == 2
+
+
+def test_one_factor_arms_vary_one_axis_of_the_method_at_a_time() -> None:
+    arms = grid_arms(
+        ["margin", "difficulty", "random"], ["pairwise", "pointwise"],
+        ["dynamic", "static", "random"], "one_factor",
+    )  # fmt: skip
+    assert arms == [
+        ("margin", "pairwise", "dynamic"),
+        ("difficulty", "pairwise", "dynamic"),
+        ("random", "pairwise", "dynamic"),
+        ("margin", "pointwise", "dynamic"),
+        ("margin", "pairwise", "static"),
+        ("margin", "pairwise", "random"),
+    ]
+    assert len(grid_arms(["margin", "full"], ["pairwise"], ["dynamic", "static"])) == 4
+    with pytest.raises(AblationError, match="design must be one of"):
+        grid_arms(["margin"], ["pairwise"], ["dynamic"], "latin square")
+
+
+def test_the_form_launches_seeded_one_factor_arms(dataset: Dataset, staff_client: Client) -> None:
+    chosen = selections(dataset)
+    form = {
+        "name": "seeded", "dataset": dataset.pk, "selections": ["margin", "full"],
+        "rewards": ["pairwise"], "curricula": ["dynamic", "static", "random"],
+        "design": "one_factor", "seeds": "3, 5",
+        "margin_selection": chosen["margin_selection"].pk,
+        "policy": "tiny", "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
+        "num_generations": 2, "max_completion_tokens": 16, "learning_rate": 1e-5, "seed": 0,
+        "judge_kind": "heuristic", "eval_benchmark": "longbench_write", "eval_split": "eval",
+        "eval_max_new_tokens": 32,
+    }  # fmt: skip
+    response = staff_client.post("/evals/ablations/new/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    grid = AblationGrid.objects.get()
+    cells = {(c.label, c.seed, c.run.config["seed"]) for c in grid.cells.select_related("run")}
+    arms = ["margin · pairwise · dynamic", "full · pairwise · dynamic",
+            "margin · pairwise · static", "margin · pairwise · random"]  # fmt: skip
+    assert cells == {(arm, seed, seed) for arm in arms for seed in (3, 5)}
+    assert grid.seeds == [3, 5]
+    static = grid.cells.filter(curriculum="static").first()
+    assert static.run.config["static_tier"] is None  # the top tier
+    bad = staff_client.post("/evals/ablations/new/", {**form, "name": "x", "seeds": "1 one"})
+    assert bad.status_code == 400 and "give whole numbers" in bad.content.decode()
+
+
+def test_advancing_a_grid_evaluates_the_base_policy_once(dataset: Dataset) -> None:
+    grid = ablation_grid_create(
+        name="base", dataset=dataset, base_config=BASE, selections=["full"],
+        rewards=["pairwise"], curricula=["dynamic"], seeds=[0, 1],
+        eval_benchmark="longbench_write", enqueue=False,
+    )  # fmt: skip
+    first = ablation_grid_advance(grid.pk, enqueue=False)
+    assert first.base_created and first.pending == 1 and first.active_runs == 2
+    grid.refresh_from_db()
+    base = grid.base_eval_run
+    assert (base.system_kind, base.base_model, base.split) == ("base_model", "tiny", "eval")
+    assert not ablation_grid_advance(grid.pk, enqueue=False).base_created
+    assert EvalRun.objects.count() == 1

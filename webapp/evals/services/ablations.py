@@ -1,11 +1,12 @@
-"""The paper's ablation grid: selection (margin / difficulty / full) x reward (pairwise /
-pointwise) x curriculum (dynamic / static), launched as linked training runs (one
-``Run.group``) and evaluated the same way as each run finishes.
+"""The paper's ablation grid: arms of selection (margin / difficulty / random / full) x reward
+(pairwise / pointwise) x curriculum (dynamic / static at the top tier / random), each arm
+trained with several seeds, launched as linked training runs (one ``Run.group``) and
+evaluated the same way as each run finishes, beside the base policy on the same held-out
+split. The arms are either every combination of the ticked values or, as the paper's
+ablations are, one factor at a time from the method's own arm (:func:`grid_arms`).
 
-The reward axis needs a reward-kind setting in ``TrainConfig``. Which field carries it is
-looked up by name (:data:`REWARD_KIND_FIELDS`); while training has none, a grid asking for the
-pointwise reward is refused with a message saying so, rather than training pairwise runs
-under a pointwise label.
+The study's reads (win rates against the base policy, the table per arm with intervals over
+seeds) and the in-process executor are in :mod:`webapp.evals.ablation_study`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import slugify
 
 from rl_engine.training import TrainConfig
@@ -29,19 +31,55 @@ from webapp.studio.models import Checkpoint, Dataset, Run, Selection
 SELECTIONS = tuple(AblationCell.SelectionAxis.values)
 REWARDS = tuple(AblationCell.RewardAxis.values)
 CURRICULA = tuple(AblationCell.CurriculumAxis.values)
+# What a grid trains when the caller names no axis values (the random arms are opt-in).
+DEFAULT_SELECTIONS = ("margin", "difficulty", "full")
+DEFAULT_CURRICULA = ("dynamic", "static")
+DESIGNS = ("product", "one_factor")
+# The method's own arm: the one-factor design varies one axis of it at a time.
+METHOD_ARM = ("margin", "pairwise", "dynamic")
+
+Arm = tuple[str, str, str]
 
 
 class AblationError(ValueError):
     """The grid cannot be launched as asked; the message says what to change."""
 
 
-def cell_config(base: dict[str, Any], reward: str, curriculum: str) -> dict[str, Any]:
-    """The TrainConfig dict of one cell: ``base`` with the cell's reward and curriculum."""
+def grid_arms(
+    selections: Sequence[str], rewards: Sequence[str], curricula: Sequence[str],
+    design: str = "product",
+) -> list[Arm]:  # fmt: skip
+    """The arms of a grid: every combination (``product``), or (``one_factor``) the method's
+    arm (margin · pairwise · dynamic, where ticked; else the first ticked value of an axis)
+    and, for each axis, every other ticked value with the other two axes at the method's."""
+    if design not in DESIGNS:
+        raise AblationError(f"design must be one of {DESIGNS}; got {design!r}")
+    if design == "product":
+        return list(itertools.product(selections, rewards, curricula))
+    axes = (list(selections), list(rewards), list(curricula))
+    center = tuple(m if m in axis else axis[0] for m, axis in zip(METHOD_ARM, axes, strict=True))
+    arms: list[Arm] = [center]  # type: ignore[list-item]
+    for index, axis in enumerate(axes):
+        for value in axis:
+            arm = list(center)
+            arm[index] = value
+            if tuple(arm) not in arms:
+                arms.append((arm[0], arm[1], arm[2]))
+    return arms
+
+
+def cell_config(
+    base: dict[str, Any], reward: str, curriculum: str, seed: int | None = None
+) -> dict[str, Any]:
+    """The TrainConfig dict of one cell: ``base`` with the cell's reward, curriculum (static =
+    the top tier, the paper's static baseline) and seed."""
     config = dict(base)
     config["curriculum"] = curriculum
     if curriculum != "static":
         config["static_tier"] = None
     config["reward_kind"] = reward
+    if seed is not None:
+        config["seed"] = seed
     try:
         return TrainConfig.from_dict(config).to_dict()
     except (TypeError, ValueError) as error:
@@ -54,11 +92,15 @@ def ablation_grid_create(
     name: str,
     dataset: Dataset,
     base_config: dict[str, Any],
-    selections: Sequence[str] = SELECTIONS,
+    selections: Sequence[str] = DEFAULT_SELECTIONS,
     rewards: Sequence[str] = REWARDS,
-    curricula: Sequence[str] = CURRICULA,
+    curricula: Sequence[str] = DEFAULT_CURRICULA,
+    design: str = "product",
+    arms: Sequence[Sequence[str]] | None = None,
+    seeds: Sequence[int] | None = None,
     margin_selection: Selection | None = None,
     difficulty_selection: Selection | None = None,
+    random_selection: Selection | None = None,
     eval_benchmark: str = "writingbench",
     eval_split: str = "eval",
     eval_settings: dict[str, Any] | None = None,
@@ -68,10 +110,25 @@ def ablation_grid_create(
     created_by: Any = None,
     enqueue: bool = True,
 ) -> AblationGrid:
-    """Create one training run per cell of the grid (linked by ``Run.group``) and start the
-    watcher that evaluates each run when it finishes. All or nothing."""
+    """Create one training run per cell (arm x seed) of the grid (linked by ``Run.group``) and
+    start the watcher that evaluates each run when it finishes, and the base policy. ``arms``
+    (selection, reward, curriculum triples) overrides the axes and ``design``; ``seeds``
+    defaults to the base config's seed. All or nothing."""
     from webapp.studio.services.runs import RunConfigError, run_create
 
+    if arms is not None:
+        arm_list: list[Arm] = []
+        for index, arm in enumerate(arms):
+            if len(arm) != 3:
+                raise AblationError(
+                    f"arm {index + 1}: give [selection, reward, curriculum], got {list(arm)!r}"
+                )
+            arm_list.append((str(arm[0]), str(arm[1]), str(arm[2])))
+        if not arm_list:
+            raise AblationError("give at least one arm")
+        selections = sorted({a[0] for a in arm_list})
+        rewards = sorted({a[1] for a in arm_list})
+        curricula = sorted({a[2] for a in arm_list})
     for axis, chosen, allowed in (
         ("selection", selections, SELECTIONS),
         ("reward", rewards, REWARDS),
@@ -82,8 +139,22 @@ def ablation_grid_create(
         unknown = set(chosen) - set(allowed)
         if unknown:
             raise AblationError(f"unknown {axis} value(s) {sorted(unknown)}; use {allowed}")
-    strategies = {"margin": margin_selection, "difficulty": difficulty_selection, "full": None}
-    for strategy in ("margin", "difficulty"):
+    if arms is None:
+        arm_list = grid_arms(selections, rewards, curricula, design)
+    if len(set(arm_list)) != len(arm_list):
+        raise AblationError("an arm is listed twice")
+    seed_list = [int(base_config.get("seed", 0))] if seeds is None else list(seeds)
+    if not seed_list:
+        raise AblationError("give at least one seed")
+    if len(set(seed_list)) != len(seed_list):
+        raise AblationError(f"a seed is listed twice: {seed_list}")
+    strategies = {
+        "margin": margin_selection,
+        "difficulty": difficulty_selection,
+        "random": random_selection,
+        "full": None,
+    }
+    for strategy in ("margin", "difficulty", "random"):
         chosen_selection = strategies[strategy]
         if strategy not in selections:
             continue
@@ -112,13 +183,16 @@ def ablation_grid_create(
         eval_judge=judge,
         eval_limit=eval_limit,
         eval_baseline_tier=eval_baseline_tier if eval_benchmark == "pairwise" else None,
+        seeds=seed_list,
         created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
     )
-    for selection, reward, curriculum in itertools.product(selections, rewards, curricula):
-        config = cell_config(base_config, reward, curriculum)
+    several = len(seed_list) > 1
+    for (selection, reward, curriculum), seed in itertools.product(arm_list, seed_list):
+        config = cell_config(base_config, reward, curriculum, seed if several else None)
+        arm = f"{selection} · {reward} · {curriculum}"
         try:
             run = run_create(
-                name=f"{grid.name}: {selection} · {reward} · {curriculum}",
+                name=f"{grid.name}: {arm}" + (f" · seed {seed}" if several else ""),
                 dataset=dataset,
                 config=config,
                 owner=created_by,
@@ -127,10 +201,10 @@ def ablation_grid_create(
                 enqueue=enqueue,
             )
         except RunConfigError as error:
-            raise AblationError(f"cell {selection} · {reward} · {curriculum}: {error}") from None
+            raise AblationError(f"cell {arm}: {error}") from None
         AblationCell.objects.create(
             grid=grid, selection=selection, reward=reward, curriculum=curriculum,
-            selection_used=strategies[selection], run=run,
+            seed=int(config.get("seed", 0)), selection_used=strategies[selection], run=run,
         )  # fmt: skip
     if enqueue:
         from workers.tasks.evaluation import watch_ablation_grid
@@ -144,6 +218,11 @@ def ablation_grid_create(
 class GridProgress:
     active_runs: int
     created: int
+    # Evaluations still running (the base policy's included), the base policy's evaluation
+    # created by this call, and the cells compared with the base policy by this call.
+    pending: int = 0
+    base_created: bool = False
+    compared: int = 0
 
 
 def final_system(run: Run) -> dict[str, Any] | None:
@@ -158,9 +237,13 @@ def final_system(run: Run) -> dict[str, Any] | None:
     return None
 
 
-def ablation_grid_advance(grid_id: int, enqueue: bool = True) -> GridProgress:
-    """Create the evaluation of each cell whose run succeeded and has none yet."""
+def ablation_grid_advance(grid_id: int, enqueue: bool = True, compare: bool = True) -> GridProgress:
+    """Create the base policy's evaluation and that of each cell whose run succeeded and has
+    none yet; with ``compare``, compare each evaluated cell with the base policy."""
+    from webapp.evals.services.ablation_study import base_eval_ensure, grid_compare
+
     grid = AblationGrid.objects.get(pk=grid_id)
+    base_created = base_eval_ensure(grid, enqueue=enqueue)
     active = created = 0
     for cell in grid.cells.select_related("run").filter(eval_run__isnull=True):
         run = cell.run
@@ -175,7 +258,7 @@ def ablation_grid_advance(grid_id: int, enqueue: bool = True) -> GridProgress:
         try:
             with transaction.atomic():
                 eval_run = eval_run_create(
-                    name=f"{grid.name}: {cell.label}",
+                    name=f"{grid.name}: {cell.seed_label}",
                     benchmark=grid.eval_benchmark,
                     dataset=grid.dataset,
                     split=grid.eval_split,
@@ -197,4 +280,9 @@ def ablation_grid_advance(grid_id: int, enqueue: bool = True) -> GridProgress:
         except EvalConfigError:
             continue
         created += 1
-    return GridProgress(active, created)
+    compared = grid_compare(grid) if compare else 0
+    pending = EvalRun.objects.filter(
+        Q(ablation_cells__grid=grid) | Q(pk=grid.base_eval_run_id or 0),
+        status__in=EvalRun.ACTIVE,
+    ).distinct().count()  # fmt: skip
+    return GridProgress(active, created, pending, base_created, compared)
