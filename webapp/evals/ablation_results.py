@@ -15,6 +15,7 @@ from typing import Any
 
 from rl_engine.evaluation.intervals import MeanInterval, t_interval
 from rl_engine.judging import HeuristicJudge
+from webapp.charts import Series
 from webapp.evals.models import AblationCell, AblationGrid, Benchmark, EvalRun
 from webapp.evals.services.ablation_study import heuristic_score, stored_responses
 from webapp.studio.learning_signal import learning_signal, learning_signal_summary
@@ -179,3 +180,23 @@ def _base_heuristic(base_run: EvalRun) -> float | None:
         if k.isdigit() and int(k) in prompts
     ]
     return statistics.fmean(scores) if scores else None
+
+
+def signal_by_arm(grid: AblationGrid) -> list[Series]:
+    """Per arm, the share of prompt groups with reward variance at each step, averaged over
+    the arm's seeds (one series per arm, for the grid's page)."""
+    by_arm: dict[str, dict[int, list[float]]] = {}
+    for cell in grid.cells.order_by("id"):
+        steps = by_arm.setdefault(cell.label, {})
+        for signal in learning_signal(cell.run_id):
+            if signal.signal_share is not None:
+                steps.setdefault(signal.step, []).append(signal.signal_share)
+    return [
+        Series(
+            arm,
+            [(float(step), statistics.fmean(v)) for step, v in sorted(steps.items())],
+            [f"step {step}: {len(v)} seed(s)" for step, v in sorted(steps.items())],
+        )
+        for arm, steps in by_arm.items()
+        if steps
+    ]

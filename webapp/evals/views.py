@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from webapp import charts
 from webapp.evals import selectors
-from webapp.evals.ablation_results import ablation_results
+from webapp.evals.ablation_results import ablation_results, signal_by_arm
 from webapp.evals.forms import AblationForm, EvalRunForm, LongInputUploadForm
 from webapp.evals.models import AblationGrid, Benchmark, EvalRun, LongInputBenchmark
 from webapp.evals.services.ablations import (
@@ -294,8 +294,20 @@ def ablation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "table": table,
             "rows": [(row, row.cell_list(table.columns)) for row in table.rows],
             "study": ablation_results(grid),
+            "signal": _signal_figure(grid),
         },
     )
+
+
+def _signal_figure(grid: AblationGrid) -> dict[str, Any]:
+    series = signal_by_arm(grid)
+    return {
+        "svg": charts.labelled_line_chart(
+            series, x_label="training step", y_label="groups with reward variance",
+            y_range=(0, 1),
+        ),
+        "legend": [s.name for s in series],
+    }  # fmt: skip
 
 
 @researcher_required

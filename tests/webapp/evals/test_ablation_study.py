@@ -117,6 +117,7 @@ def test_a_two_arm_two_seed_study_runs_end_to_end(
     client.force_login(researcher)
     html = client.get(f"/evals/ablations/{grid.pk}/").content.decode()
     assert "95% t-interval over seeds" in html and "random · pairwise · static" in html
+    assert "Learning signal: share of prompt groups" in html and "<polyline" in html
     body = b"".join(client.get(f"/evals/ablations/{grid.pk}/arms.csv").streaming_content)
     assert list(csv.reader(io.StringIO(body.decode()))) == rows
 
