@@ -44,7 +44,10 @@ def selections(dataset: Dataset) -> dict[str, Selection]:
     }
 
 
-BASE = {"policy": "tiny", "max_steps": 4, "num_generations": 2, "judge": {"kind": "heuristic"}}
+# A known policy name: run_create refuses a policy that is neither known nor a checkpoint
+# directory under the model roots (nothing is trained here).
+POLICY = "smollm2-135m-instruct"
+BASE = {"policy": POLICY, "max_steps": 4, "num_generations": 2, "judge": {"kind": "heuristic"}}
 
 
 def test_it_launches_the_grid_as_linked_runs(dataset: Dataset) -> None:
@@ -134,7 +137,7 @@ def test_the_form_launches_a_grid(
         "rewards": ["pairwise"], "curricula": ["dynamic", "static"],
         "margin_selection": chosen["margin_selection"].pk,
         "difficulty_selection": chosen["difficulty_selection"].pk,
-        "policy": "tiny", "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
+        "policy": POLICY, "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
         "num_generations": 2, "max_completion_tokens": 16, "learning_rate": 1e-5, "seed": 0,
         "judge_kind": "heuristic", "eval_benchmark": "longbench_write", "eval_split": "eval",
         "eval_max_new_tokens": 32,
@@ -177,7 +180,7 @@ def test_the_form_launches_seeded_one_factor_arms(dataset: Dataset, staff_client
         "rewards": ["pairwise"], "curricula": ["dynamic", "static", "random"],
         "design": "one_factor", "seeds": "3, 5",
         "margin_selection": chosen["margin_selection"].pk,
-        "policy": "tiny", "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
+        "policy": POLICY, "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
         "num_generations": 2, "max_completion_tokens": 16, "learning_rate": 1e-5, "seed": 0,
         "judge_kind": "heuristic", "eval_benchmark": "longbench_write", "eval_split": "eval",
         "eval_max_new_tokens": 32,
@@ -206,6 +209,6 @@ def test_advancing_a_grid_evaluates_the_base_policy_once(dataset: Dataset) -> No
     assert first.base_created and first.pending == 1 and first.active_runs == 2
     grid.refresh_from_db()
     base = grid.base_eval_run
-    assert (base.system_kind, base.base_model, base.split) == ("base_model", "tiny", "eval")
+    assert (base.system_kind, base.base_model, base.split) == ("base_model", POLICY, "eval")
     assert not ablation_grid_advance(grid.pk, enqueue=False).base_created
     assert EvalRun.objects.count() == 1
