@@ -238,9 +238,15 @@ WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs
 # A running run whose worker has not sent a heartbeat for this long may be taken over (and
 # resumed from its last checkpoint) when its task is delivered again.
 WRITING_RL_RUN_STALE_S = int(os.environ.get("WRITING_RL_RUN_STALE_S", 180))
-# How often Celery beat looks for such runs (and pipeline jobs) and sends their task again
-# (0 = never).
+# How often Celery beat looks for such jobs (of every kind) and sends their task again
+# (0 = never); see docs/reliability.md.
 WRITING_RL_STALE_SWEEP_S = int(os.environ.get("WRITING_RL_STALE_SWEEP_S", 60))
+# A waiting job whose task was sent this long ago and that no worker claimed may have lost its
+# message (a broker restarted without persistence): the sweep sends it again.
+WRITING_RL_QUEUED_GRACE_S = int(os.environ.get("WRITING_RL_QUEUED_GRACE_S", 600))
+# A waiting job whose task was never sent (the broker was down) is sent by the sweep once
+# it is this old.
+WRITING_RL_UNSENT_GRACE_S = int(os.environ.get("WRITING_RL_UNSENT_GRACE_S", 5))
 CELERY_BEAT_SCHEDULE = (
     {
         "recover-lost-work": {

@@ -61,9 +61,9 @@ def test_it_resumes_a_run_whose_worker_was_killed(tmp_path: Path) -> None:
     run = Run.objects.get()
     assert run.status == Run.Status.RUNNING and run.current_step < STEPS
     # While its heartbeat is fresh nobody may take it; once stale, a new worker can.
-    assert run_claim(run.pk, worker="rescuer") is False
+    assert run_claim(run.pk, worker="rescuer") is None
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - 2 * STALE_AFTER)
-    assert run_claim(run.pk, worker="rescuer") is True
+    assert run_claim(run.pk, worker="rescuer") is not None
 
     outcome = execute_run(run.pk, worker="rescuer")
     run.refresh_from_db()

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from webapp.studio.models import Checkpoint, Instruction, Run
+from webapp.studio.models import Checkpoint, Instruction, Run, WorkerLease
 
 
-class Campaign(models.Model):
+class Campaign(WorkerLease):
     class Status(models.TextChoices):
         GENERATING = "generating", "generating missing outputs"
         OPEN = "open", "open"
@@ -234,7 +234,7 @@ class Vote(models.Model):
         return self.outcome != self.Outcome.SKIP
 
 
-class JudgeRun(models.Model):
+class JudgeRun(WorkerLease):
     """The LLM judge run on every item of a campaign, in both orders."""
 
     class Status(models.TextChoices):

@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.db import models
 
 from rl_engine.evaluation.longinput import EXTRACTION_LABELS
-from webapp.studio.models import Checkpoint, Dataset, Instruction, Run, Selection
+from webapp.studio.models import Checkpoint, Dataset, Instruction, Run, Selection, WorkerLease
 
 
 class Benchmark(models.TextChoices):
@@ -68,7 +68,7 @@ class LongInputQuestion(models.Model):
         return f"{self.benchmark_id}:{self.external_id}"
 
 
-class EvalRun(models.Model):
+class EvalRun(WorkerLease):
     class SystemKind(models.TextChoices):
         CHECKPOINT = "checkpoint", "training checkpoint"
         BASE_MODEL = "base_model", "base model"

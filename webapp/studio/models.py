@@ -109,6 +109,10 @@ class PolicyResponse(models.Model):
     policy = models.CharField(max_length=300)
     text = models.TextField()
     score = models.FloatField(null=True, blank=True)
+    # The pipeline job that wrote it: a resumed job skips exactly what it wrote itself.
+    job = models.ForeignKey(
+        "PipelineJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -164,9 +168,10 @@ class SelectionEntry(models.Model):
 
 
 class WorkerLease(models.Model):
-    """The fields with which a worker holds a long task's row (a run, a pipeline job) and a
-    lost worker is noticed: a row ``running`` without a heartbeat for
-    ``WRITING_RL_RUN_STALE_S`` may be claimed again (``webapp.studio.services.leases``)."""
+    """The fields with which a worker holds a background job's row (a run, a pipeline job, an
+    evaluation, a campaign's generation, a judge run) and a lost worker is noticed: a held row
+    without a heartbeat for ``WRITING_RL_RUN_STALE_S`` may be claimed again
+    (``webapp.studio.services.leases``)."""
 
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Which worker holds the row, and how many times it was claimed (> 1 = resumed after a
@@ -175,6 +180,11 @@ class WorkerLease(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # When the stale-task sweep last sent the task again after its worker was lost.
     requeued_at = models.DateTimeField(null=True, blank=True)
+    # The fencing token: bumped by every claim (and takeover); a worker's writes are
+    # conditional on the epoch its claim got, so a worker that was taken over writes nothing.
+    epoch = models.PositiveIntegerField(default=0)
+    # When the row's task was last sent successfully (empty: never, e.g. the broker was down).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import shared_task
 
-from workers.tasks.heartbeat import Heartbeat, worker_name
+from workers.tasks.heartbeat import worker_name
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +25,31 @@ log = logging.getLogger(__name__)
     reject_on_worker_lost=True,
 )
 def run_pipeline_job(self: Any, job_id: int) -> dict[str, Any]:
-    """Claim job ``job_id`` (a re-delivered message for a claimed job does nothing) and run it."""
+    """Claim job ``job_id`` (a re-delivered message for a claimed job does nothing) and run it.
+
+    Every write is fenced by the claim's lease: a worker whose job was taken over stops at
+    its next write (``LeaseLost``) and records nothing, not even how it ended."""
     from webapp.studio.models import PipelineJob
-    from webapp.studio.services.pipeline import job_claim, job_execute, job_finish, job_heartbeat
+    from webapp.studio.services.leases import LeaseLost
+    from webapp.studio.services.pipeline import job_claim, job_execute, job_finish
 
     worker = worker_name(self.request.id)
-    if not job_claim(job_id, worker=worker):
+    lease = job_claim(job_id, worker=worker)
+    if lease is None:
         return {"job": job_id, "claimed": False}
     job = PipelineJob.objects.select_related("dataset", "owner").get(pk=job_id)
     try:
-        with Heartbeat(f"job-{job_id}", lambda: job_heartbeat(job_id, worker=worker)):
-            result = job_execute(job)
+        with lease.heartbeat():
+            result = job_execute(job, lease)
+    except LeaseLost as error:
+        log.warning("pipeline job %s: %s; this worker stops", job_id, error)
+        return {"job": job_id, "claimed": True, "status": "lease_lost"}
     except Exception as error:
         job_finish(
             job_id,
             status=PipelineJob.Status.FAILED,
             error="".join(traceback.format_exception(error)[-6:])[-4000:],
-            worker=worker,
+            lease=lease,
         )
         log.exception("pipeline job %s failed", job_id)
         return {"job": job_id, "claimed": True, "status": "failed", "error": str(error)}
@@ -50,5 +58,6 @@ def run_pipeline_job(self: Any, job_id: int) -> dict[str, Any]:
         or PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
     )
     status = PipelineJob.Status.CANCELLED if stopped else PipelineJob.Status.SUCCEEDED
-    job_finish(job_id, status=status, result=result, worker=worker)
+    if not job_finish(job_id, status=status, result=result, lease=lease):
+        return {"job": job_id, "claimed": True, "status": "lease_lost"}
     return {"job": job_id, "claimed": True, "status": status, "result": result}

@@ -17,32 +17,46 @@ from typing import Any
 
 from celery import shared_task
 
-from workers.tasks.heartbeat import Heartbeat, worker_name
+from workers.tasks.heartbeat import worker_name
 
 log = logging.getLogger(__name__)
 
 
-def _roll_back_to_checkpoint(run_id: int, output_dir: str, store: Any) -> int:
+def _roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any = None) -> int:
     """Before a (re)start: forget what happened after the last complete checkpoint.
 
     Steps past the checkpoint were lost with the worker and will run again, so their metrics,
-    judgments and checkpoint rows go, and the curriculum counters are recounted from the
-    judgments that remain. Returns the checkpoint's step (0 when there is none: the
-    curriculum starts over; with one, the trainer restores its tiers).
+    judgments, training transitions and checkpoint rows go, and the curriculum counters are
+    recounted from the judgments that remain (always: a lost worker may have recorded a
+    step's outcomes but not its judgments). Returns the checkpoint's step (0 when there is
+    none: the curriculum starts over; with one, the trainer restores its tiers). With
+    ``lease`` it all happens in one fenced transaction.
     """
+    from contextlib import nullcontext
+
+    from django.db import transaction
     from django.db.models import Count, Q
 
     from rl_engine.training.checkpoint import latest_checkpoint, read_curriculum
-    from webapp.studio.models import Checkpoint, CurriculumState, Judgment, StepMetric
+    from webapp.studio.models import (
+        Checkpoint,
+        CurriculumState,
+        CurriculumTransition,
+        Judgment,
+        StepMetric,
+    )
 
-    checkpoint = latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    checkpoint = latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
     step = read_curriculum(checkpoint)[0] if checkpoint is not None else 0
-    if checkpoint is None:
-        store.restore({})
-    removed = StepMetric.objects.filter(run_id=run_id, step__gt=step).delete()[0]
-    removed += Judgment.objects.filter(run_id=run_id, step__gt=step).delete()[0]
-    Checkpoint.objects.filter(run_id=run_id, step__gt=step).delete()
-    if removed:
+    with lease.fenced() if lease is not None else nullcontext(), transaction.atomic():
+        if checkpoint is None:
+            store.restore({})
+        StepMetric.objects.filter(run_id=run_id, step__gt=step).delete()
+        Judgment.objects.filter(run_id=run_id, step__gt=step).delete()
+        Checkpoint.objects.filter(run_id=run_id, step__gt=step).delete()
+        CurriculumTransition.objects.filter(
+            run_id=run_id, step__gt=step, cause=CurriculumTransition.Cause.TRAINING
+        ).delete()
         counts = {
             row["instruction_id"]: row
             for row in Judgment.objects.filter(run_id=run_id)
@@ -67,37 +81,62 @@ def _roll_back_to_checkpoint(run_id: int, output_dir: str, store: Any) -> int:
 
 
 def execute_run(
-    run_id: int, *, worker: str, wrap_reporter: Callable[[Any], Any] | None = None
+    run_id: int,
+    *,
+    worker: str,
+    wrap_reporter: Callable[[Any], Any] | None = None,
+    lease: Any = None,
 ) -> dict[str, Any]:
-    """Train a run this worker has claimed, and record how it ended."""
+    """Train a run this worker has claimed (``lease``, or the one ``worker`` holds now), and
+    record how it ended.
+
+    Every write is fenced by the lease: a worker taken over (its heartbeat went stale and
+    another worker claimed the run) raises ``LeaseLost`` at its next report and writes
+    nothing more. The attempt trains into its own folder; its checkpoints and final weights
+    are promoted into the run's folder only while it holds the lease."""
     from rl_engine.training import JudgeOutageError, TrainConfig, train
+    from rl_engine.training.checkpoint import latest_checkpoint
     from webapp.studio.models import Run
     from webapp.studio.paths import check_train_config
+    from webapp.studio.services import run_files
     from webapp.studio.services.curriculum_store import DjangoCurriculumStore
+    from webapp.studio.services.leases import LeaseLost, lease_of
     from webapp.studio.services.reporter import DjangoReporter
-    from webapp.studio.services.runs import (
-        run_finish,
-        run_heartbeat,
-        run_training_instructions,
-    )
+    from webapp.studio.services.runs import run_finish, run_training_instructions
 
+    if lease is None:
+        lease = lease_of(Run, run_id, worker=worker)
+        if lease is None:
+            return {"run": run_id, "claimed": False}
     run = Run.objects.get(pk=run_id)
-    heartbeat = Heartbeat(f"run-{run_id}", lambda: run_heartbeat(run_id, worker=worker))
-    heartbeat.start()
+    config = TrainConfig.from_dict(run.config)
+    run_dir = run.output_dir or config.output_dir
     try:
-        config = TrainConfig.from_dict(run.config)
-        # Again here: the stored config may have been edited since the web app checked it.
-        check_train_config(config)
-        store = DjangoCurriculumStore(run)
-        resumed_at = _roll_back_to_checkpoint(run_id, config.output_dir, store)
-        reporter: Any = DjangoReporter(run, total_steps=config.max_steps)
-        if wrap_reporter is not None:
-            reporter = wrap_reporter(reporter)
-        instructions = run_training_instructions(run=run)
-        log.info(
-            "run %s: training %d instructions from step %d", run_id, len(instructions), resumed_at
-        )
-        result = train(config, instructions, store, reporter, resume_from=True)
+        with lease.heartbeat():
+            # Again here: the stored config may have been edited since the web app checked it.
+            check_train_config(config)
+            store = DjangoCurriculumStore(run, lease=lease)
+            resumed_at = _roll_back_to_checkpoint(run_id, run_dir, store, lease)
+            reporter: Any = DjangoReporter(
+                run,
+                total_steps=config.max_steps,
+                lease=lease,
+                run_dir=run_dir,
+                keep_checkpoints=config.keep_checkpoints,
+            )
+            if wrap_reporter is not None:
+                reporter = wrap_reporter(reporter)
+            instructions = run_training_instructions(run=run)
+            log.info(
+                "run %s: training %d instructions from step %d (attempt %s)",
+                run_id, len(instructions), resumed_at, lease.token,
+            )  # fmt: skip
+            config.output_dir = str(run_files.attempt_dir(run_dir, lease.token))
+            resume = latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
+            result = train(config, instructions, store, reporter, resume_from=resume)
+    except LeaseLost as error:
+        log.warning("run %s: %s; this worker stops and writes nothing more", run_id, error)
+        return {"run": run_id, "claimed": True, "status": "lease_lost", "error": str(error)}
     except Exception as error:
         if isinstance(error, JudgeOutageError):
             detail = f"waiting for judge: {error}"  # the reason, without a traceback
@@ -105,19 +144,27 @@ def execute_run(
             detail = "".join(traceback.format_exception(error)[-6:])
         cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()
         status = Run.Status.CANCELLED if cancelled else Run.Status.FAILED
-        run_finish(run_id=run_id, status=status, error=detail[-4000:], worker=worker)
+        run_finish(run_id=run_id, status=status, error=detail[-4000:], lease=lease)
         log.exception("run %s ended: %s", run_id, status)
         return {"run": run_id, "claimed": True, "status": status, "error": str(error)}
-    finally:
-        heartbeat.done.set()
-        heartbeat.join(timeout=5)
     cancelled = result.stopped and Run.objects.filter(pk=run_id, cancel_requested=True).exists()
     status = Run.Status.CANCELLED if cancelled else Run.Status.SUCCEEDED
-    run_finish(run_id=run_id, status=status, worker=worker, steps=result.steps)
+    finished = False
+    try:
+        with lease.fenced():
+            if result.model_dir and os.path.isdir(result.model_dir):
+                run_files.promote(result.model_dir, run_dir)
+            finished = run_finish(
+                run_id=run_id, status=status, steps=result.steps, lease=lease, output_dir=run_dir
+            )
+    except LeaseLost as error:
+        log.warning("run %s: %s; not recording its end", run_id, error)
+    if not finished:
+        return {"run": run_id, "claimed": True, "status": "lease_lost"}
+    run_files.attempts_clean(run_dir)
     # run_finish refuses "succeeded" for a run none of whose judgments gave a verdict.
     if Run.objects.filter(pk=run_id, status=Run.Status.FAILED).exists():
         status = Run.Status.FAILED
-    Run.objects.filter(pk=run_id).update(output_dir=result.run_dir)
     return {
         "run": run_id,
         "claimed": True,
@@ -138,7 +185,8 @@ def train_run(self: Any, run_id: int) -> dict[str, Any]:
     from webapp.studio.services.runs import run_claim
 
     worker = worker_name(self.request.id)
-    if not run_claim(run_id, worker=worker):
+    lease = run_claim(run_id, worker=worker)
+    if lease is None:
         log.info("run %s: not claimed (running elsewhere, finished or cancelled)", run_id)
         return {"run": run_id, "claimed": False}
-    return execute_run(run_id, worker=worker)
+    return execute_run(run_id, worker=worker, lease=lease)

@@ -3,7 +3,6 @@ sent to a live worker by the sweep."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -119,17 +118,25 @@ def test_a_resumed_rescoring_skips_what_it_already_graded() -> None:
     assert pending.metadata["score_job"] == job.pk and pending.score != 9.0
 
 
-def test_resumed_policy_responses_skip_instructions_already_answered() -> None:
+def test_resumed_policy_responses_skip_only_what_this_job_answered() -> None:
     dataset = make_dataset()
-    first, second = (make_instruction(dataset, prompt=f"Write about rain, {i}.") for i in (1, 2))
-    since = timezone.now() - timedelta(minutes=5)
-    PolicyResponse.objects.create(instruction=first, policy="tiny", text="rain", score=3.0)
-    result = policy_responses_generate(
-        dataset=dataset, policy="tiny", max_new_tokens=4, model=tiny_model(seed=0), since=since
+    first, second, third = (
+        make_instruction(dataset, prompt=f"Write about rain, {i}.") for i in (1, 2, 3)
     )
-    assert result == {"responses": 1, "resumed": 1}
-    assert PolicyResponse.objects.filter(instruction=second, policy="tiny").count() == 1
-    assert PolicyResponse.objects.filter(instruction=first, policy="tiny").count() == 1
+    job = job_create(kind="policy_responses", dataset=dataset, params={}, enqueue=False)
+    other = job_create(kind="policy_responses", dataset=dataset, params={}, enqueue=False)
+    # This job answered the first before its worker was lost; another job of the same policy
+    # answered the second meanwhile: the resumed job still owes the second and the third.
+    PolicyResponse.objects.create(instruction=first, policy="tiny", text="rain", job=job)
+    PolicyResponse.objects.create(instruction=second, policy="tiny", text="rain", job=other)
+    result = policy_responses_generate(
+        dataset=dataset, policy="tiny", max_new_tokens=4, model=tiny_model(seed=0), job_id=job.pk
+    )
+    assert result == {"responses": 2, "resumed": 1}
+    mine = PolicyResponse.objects.filter(job=job)
+    assert sorted(mine.values_list("instruction_id", flat=True)) == [
+        first.pk, second.pk, third.pk
+    ]  # fmt: skip
 
 
 def test_the_sweep_sends_a_lost_job_to_its_queue_once(

@@ -70,7 +70,7 @@ def test_it_creates_a_curriculum_for_instructions_with_tiered_references(
     )
     assert states == {three.pk: 3, one.pk: 1}
     assert run.status == Run.Status.QUEUED and run.total_steps == 7
-    assert run.config["output_dir"] == str(tmp_path / f"run-{run.pk}")
+    assert run.config["output_dir"] == str(tmp_path / f"run-{run.pk}-{run.task_id[:8]}")
     engine_view = run_training_instructions(run=run)
     assert [len(i.references) for i in engine_view] == [3, 1]
     assert engine_view[0].references[0].startswith("Reference 0")
@@ -116,22 +116,22 @@ def test_it_enqueues_only_after_commit(django_capture_on_commit_callbacks) -> No
 
 def test_it_claims_a_run_once_and_takes_over_a_stale_one() -> None:
     run = make_run()
-    assert run_claim(run.pk, worker="w1") is True
-    assert run_claim(run.pk, worker="w2") is False
+    assert run_claim(run.pk, worker="w1") is not None
+    assert run_claim(run.pk, worker="w2") is None
     run.refresh_from_db()
     assert (run.status, run.claimed_by, run.attempts) == ("running", "w1", 1)
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert run_claim(run.pk, worker="w2") is True
+    assert run_claim(run.pk, worker="w2") is not None
     run.refresh_from_db()
     assert (run.claimed_by, run.attempts) == ("w2", 2)
     Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
-    assert run_claim(run.pk, worker="w3") is False
+    assert run_claim(run.pk, worker="w3") is None
 
 
 def test_it_ends_a_cancelled_run_whose_worker_died_instead_of_resuming_it() -> None:
     run = make_run(status=Run.Status.RUNNING, cancel_requested=True)
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert run_claim(run.pk, worker="w") is False
+    assert run_claim(run.pk, worker="w") is None
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED and run.finished_at is not None
 
@@ -144,7 +144,7 @@ def test_it_cancels_queued_runs_at_once_and_asks_running_ones_to_stop(admin_user
     running.refresh_from_db()
     assert (queued.status, queued.finished_at is not None) == ("cancelled", True)
     assert (running.status, running.cancel_requested) == ("running", True)
-    assert run_claim(queued.pk) is False
+    assert run_claim(queued.pk) is None
     assert AuditLog.objects.filter(action="run_cancel", actor=admin_user).count() == 2
 
 

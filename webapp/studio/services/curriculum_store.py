@@ -21,12 +21,14 @@ deadlock; on SQLite the transaction holds the database's write lock.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from rl_engine.curriculum import StepOutcome, TierState, Transition
 from webapp.studio.models import CurriculumState, CurriculumTransition, Run
+from webapp.studio.services.leases import Lease
 
 # Rows per UPDATE statement: 7 parameters each stays under SQLite's 32,766 variables.
 CHUNK = 1000
@@ -54,11 +56,19 @@ def _rounds(outcomes: Sequence[StepOutcome]) -> list[list[tuple[int, StepOutcome
 
 
 class DjangoCurriculumStore:
-    """The curriculum of one run, shared safely by any number of processes."""
+    """The curriculum of one run, shared safely by any number of processes.
 
-    def __init__(self, run: Run | int) -> None:
+    With ``lease`` every write is fenced: it happens in a transaction that first re-takes the
+    run's lease row, so a worker that was taken over records no outcome (it raises
+    ``LeaseLost``)."""
+
+    def __init__(self, run: Run | int, *, lease: Lease | None = None) -> None:
         self.run_id = run.pk if isinstance(run, Run) else int(run)
         self._table = CurriculumState._meta.db_table
+        self.lease = lease
+
+    def _transaction(self) -> AbstractContextManager[object]:
+        return self.lease.fenced() if self.lease is not None else transaction.atomic()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -95,7 +105,7 @@ class DjangoCurriculumStore:
             return []
         ids = sorted({_instruction_id(outcome.sample_id) for outcome in outcomes})
         found: dict[int, Transition] = {}
-        with transaction.atomic():
+        with self._transaction():
             # Lock in id order (no deadlocks between overlapping batches) and check every
             # sample exists before anything changes.
             present = list(
@@ -193,7 +203,6 @@ class DjangoCurriculumStore:
                 moves[index] = Transition(outcome.sample_id, outcome.step, tier - 1, tier)
         return moves
 
-    @transaction.atomic
     def restore(self, snapshot: Mapping[str, TierState]) -> None:
         """Put a checkpoint's states back; samples missing from it start over at tier 0.
 
@@ -201,6 +210,10 @@ class DjangoCurriculumStore:
         the run resumes from. The number of tiers stays the database's (a reference added by
         hand after the checkpoint is kept); a tier above it is clamped.
         """
+        with self._transaction():
+            self._restore(snapshot)
+
+    def _restore(self, snapshot: Mapping[str, TierState]) -> None:
         states = {_instruction_id(sample_id): state for sample_id, state in snapshot.items()}
         rows = list(
             CurriculumState.objects.select_for_update().filter(run_id=self.run_id).order_by("id")

@@ -4,16 +4,21 @@ the policy's own responses. Each step runs as a :class:`PipelineJob` with progre
 Jobs are created (and enqueued after commit) by ``job_create``; the Celery tasks in
 ``workers/tasks/pipeline.py`` claim them and call the ``*_run`` functions here, which report
 progress through ``job_progress`` and stop early when a cancel was requested.
+
+Every write of a claimed job is fenced by its lease (``webapp.studio.services.leases``): the
+work functions take a ``fence`` (a context manager factory, ``Lease.fenced``) around each
+batch they store, so a worker whose job was taken over stores nothing more; a resumed job
+skips what *it* already stored (keyed by the job's id, never by time).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -30,14 +35,23 @@ from webapp.studio.models import (
     Reference,
 )
 from webapp.studio.services.leases import (
+    JobKind,
+    Lease,
     StaleSweep,
+    enqueue_on_commit,
     lease_claim,
     lease_heartbeat,
-    leases_recover,
+    lease_of,
+    sweep_kind,
 )
 
 Progress = Callable[[float, str], bool]  # (fraction, message) -> keep going?
+Fence = Callable[[], AbstractContextManager[Any]]  # a transaction in which the job is held
 BATCH = 8
+
+
+def _no_fence() -> AbstractContextManager[Any]:
+    return nullcontext()
 
 
 def make_pointwise_scorer(spec: dict[str, Any] | None) -> OpenAIScorer | HeuristicScorer:
@@ -66,22 +80,41 @@ def job_create(
     return job
 
 
-def job_enqueue(job: PipelineJob) -> None:
-    """Send the job's task to the queue its kind needs, when the current transaction commits."""
+def _send_job(job: PipelineJob) -> None:
     from workers.queues import pipeline_job_queue
     from workers.tasks.pipeline import run_pipeline_job
 
     queue = pipeline_job_queue(job.kind).value
-    transaction.on_commit(
-        lambda: run_pipeline_job.apply_async(
-            args=[job.pk], task_id=job.task_id or None, queue=queue, routing_key=queue
-        )
+    run_pipeline_job.apply_async(
+        args=[job.pk], task_id=job.task_id or None, queue=queue, routing_key=queue
     )
 
 
-def job_claim(job_id: int, *, worker: str = "") -> bool:
+def _audit_job(job: PipelineJob, action: str, details: dict[str, Any]) -> None:
+    details = {**details, "job": job.pk, "kind": job.kind, "progress": job.progress}
+    AuditLog.objects.create(action=f"job_{action}", details=details)
+
+
+JOB_KIND = JobKind(
+    name="pipeline job",
+    model=PipelineJob,
+    waiting=(PipelineJob.Status.QUEUED,),
+    running=(PipelineJob.Status.RUNNING,),
+    cancelled=PipelineJob.Status.CANCELLED,
+    send=_send_job,
+    audit=_audit_job,
+)
+
+
+def job_enqueue(job: PipelineJob) -> None:
+    """Send the job's task to the queue its kind needs, when the current transaction commits
+    (a failed send leaves the job queued for the sweep)."""
+    enqueue_on_commit(JOB_KIND, job)
+
+
+def job_claim(job_id: int, *, worker: str = "") -> Lease | None:
     """Take the job for this worker: a queued job, or a running one whose worker was lost (the
-    work resumes: see :func:`job_execute`)."""
+    work resumes: see :func:`job_execute`). Its :class:`Lease` only if this call took it."""
     return lease_claim(PipelineJob, job_id, worker=worker)
 
 
@@ -90,21 +123,19 @@ def job_heartbeat(job_id: int, *, worker: str = "") -> bool:
 
 
 def jobs_recover_stale(*, now: datetime | None = None) -> StaleSweep:
-    """Send the task of every job whose worker was lost again (see
-    :func:`~webapp.studio.services.leases.leases_recover`), audited."""
-
-    def audit(job: PipelineJob, action: str, details: dict[str, Any]) -> None:
-        details = {**details, "job": job.pk, "kind": job.kind, "progress": job.progress}
-        AuditLog.objects.create(action=f"job_{action}", details=details)
-
-    return leases_recover(PipelineJob, enqueue=job_enqueue, audit=audit, now=now)
+    """Send the task of every job whose worker was lost, or whose message may be lost, again
+    (see :func:`~webapp.studio.services.leases.sweep_kind`), audited."""
+    return sweep_kind(JOB_KIND, now=now)
 
 
-def job_progress(job_id: int, fraction: float, message: str) -> bool:
-    """Record progress (which is also a heartbeat); False when the job was asked to stop."""
-    PipelineJob.objects.filter(pk=job_id).update(
-        progress=min(max(fraction, 0.0), 1.0), message=message[:500], heartbeat_at=timezone.now()
-    )
+def job_progress(job_id: int, fraction: float, message: str, *, lease: Lease | None = None) -> bool:
+    """Record progress (which is also a heartbeat); False when the job was asked to stop.
+    With ``lease`` the write is fenced (``LeaseLost`` when the job was taken over)."""
+    fields = {"progress": min(max(fraction, 0.0), 1.0), "message": message[:500]}
+    if lease is not None:
+        lease.update(**fields)
+    else:
+        PipelineJob.objects.filter(pk=job_id).update(**fields, heartbeat_at=timezone.now())
     return not PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
 
 
@@ -115,18 +146,23 @@ def job_finish(
     result: dict[str, Any] | None = None,
     error: str = "",
     worker: str = "",
+    lease: Lease | None = None,
 ) -> bool:
-    """Record how a running job ended; False when ``worker`` no longer holds it (it was
-    taken over after its heartbeat went stale)."""
-    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error}
+    """Record how a running job ended; False (writing nothing) when this worker no longer
+    holds it (it was taken over after its heartbeat went stale)."""
+    fields: dict[str, Any] = {"finished_at": timezone.now(), "error": error}
     if result is not None:
         fields["result"] = result
     if status == PipelineJob.Status.SUCCEEDED:
         fields["progress"] = 1.0
+    if lease is None and worker:
+        lease = lease_of(PipelineJob, job_id, worker=worker)
+        if lease is None:
+            return False
+    if lease is not None:
+        return lease.finish(status, **fields)
     query = PipelineJob.objects.filter(pk=job_id, status=PipelineJob.Status.RUNNING)
-    if worker:
-        query = query.filter(claimed_by=worker[:300])
-    return query.update(**fields) == 1
+    return query.update(status=status, **fields) == 1
 
 
 def job_cancel(*, job: PipelineJob) -> None:
@@ -162,6 +198,7 @@ def references_generate(
     progress: Progress | None = None,
     models: dict[str, Any] | None = None,
     job_id: int | None = None,
+    fence: Fence = _no_fence,
 ) -> dict[str, Any]:
     """Write one reference per (instruction, writer); failed generations are counted, not
     stored. Local writers naming the same model share it (``models`` may pass loaded
@@ -201,24 +238,25 @@ def references_generate(
         for start in range(0, len(instructions), BATCH):
             batch = instructions[start : start + BATCH]
             outputs = writer.write([WritingTask(i.prompt, _required(i)) for i in batch])
-            Reference.objects.bulk_create(
-                [
-                    Reference(
-                        instruction=instruction,
-                        writer=spec.name[:200],
-                        text=output.text,
-                        source=Reference.Source.GENERATED,
-                        metadata={
-                            "writer": spec.to_dict(),
-                            "plan": [vars(p) for p in output.plan] if output.plan else None,
-                            "calls": output.calls,
-                            **({"job": job_id} if job_id is not None else {}),
-                        },
-                    )
-                    for instruction, output in zip(batch, outputs, strict=True)
-                    if output.text
-                ]
-            )
+            with fence():
+                Reference.objects.bulk_create(
+                    [
+                        Reference(
+                            instruction=instruction,
+                            writer=spec.name[:200],
+                            text=output.text,
+                            source=Reference.Source.GENERATED,
+                            metadata={
+                                "writer": spec.to_dict(),
+                                "plan": [vars(p) for p in output.plan] if output.plan else None,
+                                "calls": output.calls,
+                                **({"job": job_id} if job_id is not None else {}),
+                            },
+                        )
+                        for instruction, output in zip(batch, outputs, strict=True)
+                        if output.text
+                    ]
+                )
             for output in outputs:
                 if output.text:
                     written += 1
@@ -240,7 +278,7 @@ def references_generate(
 
 def references_score(
     *, dataset: Dataset, scorer: dict[str, Any] | None = None, rescore: bool = False,
-    progress: Progress | None = None, job_id: int | None = None,
+    progress: Progress | None = None, job_id: int | None = None, fence: Fence = _no_fence,
 ) -> dict[str, Any]:  # fmt: skip
     """Grade references 1-10 (pointwise); a failed grade leaves the score empty.
 
@@ -274,7 +312,8 @@ def references_score(
             else:
                 scored += 1
                 reference.score = float(grade.value)
-        Reference.objects.bulk_update(batch, ["score", "metadata"])
+        with fence():
+            Reference.objects.bulk_update(batch, ["score", "metadata"])
         if progress and not progress(
             (start + len(batch)) / len(pending), f"scored {start + len(batch)}/{len(pending)}"
         ):
@@ -285,19 +324,20 @@ def references_score(
 def policy_responses_generate(
     *, dataset: Dataset, policy: str, scorer: dict[str, Any] | None = None,
     max_new_tokens: int = 256, temperature: float = 0.7, params: dict[str, Any] | None = None,
-    progress: Progress | None = None, model: Any = None, since: datetime | None = None,
+    progress: Progress | None = None, model: Any = None, job_id: int | None = None,
+    fence: Fence = _no_fence,
 ) -> dict[str, Any]:  # fmt: skip
     """Generate the policy's own response to each train instruction and grade it.
 
-    ``since`` (a resumed job's first start): instructions that already have a response of
-    this policy from then on are skipped (``resumed``)."""
+    With ``job_id`` each response records the job, and a resumed job skips the instructions
+    *it* already answered (``resumed``) — never ones another job answered meanwhile."""
     params = {"split": Instruction.Split.TRAIN, **(params or {})}
     every_instruction = _instructions(dataset, params)
     instructions = every_instruction
-    if since is not None:
+    if job_id is not None:
         answered = set(
             PolicyResponse.objects.filter(
-                instruction__dataset=dataset, policy=policy, created_at__gte=since
+                instruction__dataset=dataset, policy=policy, job_id=job_id
             ).values_list("instruction_id", flat=True)
         )
         instructions = [i for i in every_instruction if i.pk not in answered]
@@ -319,18 +359,21 @@ def policy_responses_generate(
                 for i, text in zip(batch, texts, strict=True)
             ]
         )
-        PolicyResponse.objects.bulk_create(
-            [
-                PolicyResponse(
-                    instruction=instruction,
-                    policy=policy,
-                    text=text,
-                    # An empty answer is a real (bad) answer for selection; a failed grade is None.
-                    score=None if grade.value is None else float(grade.value),
-                )
-                for instruction, text, grade in zip(batch, texts, grades, strict=True)
-            ]
-        )
+        with fence():
+            PolicyResponse.objects.bulk_create(
+                [
+                    PolicyResponse(
+                        instruction=instruction,
+                        policy=policy,
+                        text=text,
+                        # An empty answer is a real (bad) answer for selection; a failed grade
+                        # is None.
+                        score=None if grade.value is None else float(grade.value),
+                        job_id=job_id,
+                    )
+                    for instruction, text, grade in zip(batch, texts, grades, strict=True)
+                ]
+            )
         made += len(batch)
         total = max(len(every_instruction), 1)
         if progress and not progress(
@@ -340,41 +383,52 @@ def policy_responses_generate(
     return {"responses": made, **({"resumed": resumed} if resumed else {})}
 
 
-def job_execute(job: PipelineJob) -> dict[str, Any]:
-    """Run a claimed job's work with progress into its row."""
+def job_execute(job: PipelineJob, lease: Lease | None = None) -> dict[str, Any]:
+    """Run a claimed job's work with progress into its row; with ``lease`` every write is
+    fenced (a worker that was taken over raises ``LeaseLost`` and stores nothing more)."""
+    from webapp.studio.models import Selection
     from webapp.studio.services.selection import references_order, selection_create
 
+    fence: Fence = lease.fenced if lease is not None else _no_fence
+
     def progress(fraction: float, message: str) -> bool:
-        return job_progress(job.pk, fraction, message)
+        return job_progress(job.pk, fraction, message, lease=lease)
 
     params = dict(job.params)
-    # A job claimed again after its worker was lost picks up where that worker stopped.
-    resuming = job.attempts > 1
     if job.kind == PipelineJob.Kind.GENERATE_REFERENCES:
         return references_generate(
             dataset=job.dataset, writers=params.pop("writers"), params=params, progress=progress,
-            job_id=job.pk,
+            job_id=job.pk, fence=fence,
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.SCORE_REFERENCES:
         return references_score(
             dataset=job.dataset, scorer=params.get("scorer"), rescore=bool(params.get("rescore")),
-            progress=progress, job_id=job.pk,
+            progress=progress, job_id=job.pk, fence=fence,
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.POLICY_RESPONSES:
         return policy_responses_generate(
             dataset=job.dataset, policy=params["policy"], scorer=params.get("scorer"),
             max_new_tokens=int(params.get("max_new_tokens", 256)),
             temperature=float(params.get("temperature", 0.7)), progress=progress,
-            since=job.started_at if resuming else None,
+            job_id=job.pk, fence=fence,
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.SELECT:
-        selection = selection_create(
-            dataset=job.dataset, strategy=params.get("strategy", "margin"), k=params.get("k"),
-            policy=params["policy"], seed=int(params.get("seed", 0)), user=job.owner,
-        )  # fmt: skip
+        # A resumed job reuses the Selection it made (recorded in its row, in the same
+        # transaction as the selection itself).
+        made = (job.result or {}).get("selection")
+        selection = Selection.objects.filter(pk=made).first() if made else None
+        if selection is None:
+            with fence():
+                selection = selection_create(
+                    dataset=job.dataset, strategy=params.get("strategy", "margin"),
+                    k=params.get("k"), policy=params["policy"], seed=int(params.get("seed", 0)),
+                    user=job.owner,
+                )  # fmt: skip
+                PipelineJob.objects.filter(pk=job.pk).update(result={"selection": selection.pk})
         return {"selection": selection.pk, "chosen": selection.entries.filter(chosen=True).count()}
     if job.kind == PipelineJob.Kind.ORDER_TIERS:
-        return references_order(dataset=job.dataset)
+        with fence():
+            return references_order(dataset=job.dataset)
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 

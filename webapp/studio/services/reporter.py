@@ -3,6 +3,11 @@
 Curriculum transitions are not written here: ``DjangoCurriculumStore`` writes them in the
 same transaction as the move itself, so the history can never disagree with the tiers.
 Write failures are logged, never raised: a dashboard hiccup must not kill a training run.
+With a lease (``webapp.studio.services.leases``), every write is fenced: a worker that lost
+the run (taken over after its heartbeat went stale, or the run finished) raises
+:class:`~webapp.studio.services.leases.LeaseLost` from its next report and writes nothing;
+its checkpoints are promoted from the attempt's folder into the run's only while it holds
+the lease (``webapp.studio.services.run_files``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
 from django.db import DatabaseError, connection
@@ -20,6 +26,7 @@ from rl_engine.curriculum import Transition
 from rl_engine.training import CheckpointInfo, JudgeWait, JudgmentRecord, StepMetrics
 from webapp.studio.models import Checkpoint, Run, StepMetric
 from webapp.studio.services.judgments import judgments_store
+from webapp.studio.services.leases import Lease
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,21 @@ class DjangoReporter:
     ``should_stop`` reads one boolean column, at most every ``poll_s`` seconds.
     """
 
-    def __init__(self, run: Run | int, *, total_steps: int | None = None, poll_s: float = 1.0):
+    def __init__(
+        self,
+        run: Run | int,
+        *,
+        total_steps: int | None = None,
+        poll_s: float = 1.0,
+        lease: Lease | None = None,
+        run_dir: str | None = None,
+        keep_checkpoints: int | None = None,
+    ):
         self.run_id = run.pk if isinstance(run, Run) else int(run)
+        self.lease = lease
+        # With a lease: checkpoints are promoted from the attempt's folder into ``run_dir``.
+        self.run_dir = run_dir
+        self.keep_checkpoints = keep_checkpoints
         if total_steps is None:
             total_steps = Run.objects.values_list("total_steps", flat=True).get(pk=self.run_id)
         self.total_steps = max(int(total_steps or 0), 0)
@@ -46,9 +66,16 @@ class DjangoReporter:
         self._stop = False
         self.transitions_seen = 0
 
+    @contextmanager
+    def _fenced(self) -> Iterator[None]:
+        """A transaction in which this worker holds the run (no-op without a lease)."""
+        with self.lease.fenced() if self.lease is not None else nullcontext():
+            yield
+
     def _safely(self, what: str, write) -> None:  # type: ignore[no-untyped-def]
         try:
-            write()
+            with self._fenced():
+                write()
         except DatabaseError:
             log.exception("run %s: could not record %s", self.run_id, what)
             _drop_broken_connection()
@@ -92,16 +119,25 @@ class DjangoReporter:
         self.transitions_seen += len(transitions)
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
+        from webapp.studio.services import run_files
+
         def write() -> None:
+            path = checkpoint.path
+            if self.run_dir is not None:
+                path = str(run_files.promote(checkpoint.path, self.run_dir))
             Checkpoint.objects.update_or_create(
                 run_id=self.run_id,
                 step=checkpoint.step,
-                defaults={"path": checkpoint.path, "metadata": {"samples": len(checkpoint.tiers)}},
+                defaults={"path": path, "metadata": {"samples": len(checkpoint.tiers)}},
             )
+            if self.run_dir is not None:
+                run_files.rotate(self.run_dir, self.keep_checkpoints, protect=set())
 
         self._safely(f"checkpoint {checkpoint.step}", write)
 
     def should_stop(self) -> bool:
+        if self.lease is not None:
+            self.lease.check()  # a lost lease stops the run at once: LeaseLost
         now = time.monotonic()
         if self._stop or now - self._last_poll < self.poll_s:
             return self._stop

@@ -33,10 +33,14 @@ from webapp.studio.models import (
 from webapp.studio.paths import PathNotAllowed, check_train_config
 from webapp.studio.services.curriculum_store import curriculum_initialize
 from webapp.studio.services.leases import (
+    JobKind,
+    Lease,
     StaleSweep,
+    enqueue_on_commit,
     lease_claim,
     lease_heartbeat,
-    leases_recover,
+    lease_of,
+    sweep_kind,
 )
 
 
@@ -112,7 +116,11 @@ def run_create(
         group=group,
         task_id=str(uuid.uuid4()),
     )
-    output_dir = Path(settings.WRITING_RL_RUNS_DIR) / f"run-{run.pk}"
+    # The folder belongs to this run: its name carries the run's task id (unique across
+    # databases), so a fresh run never resumes from another database's ``run-<id>/``.
+    output_dir = Path(settings.WRITING_RL_RUNS_DIR) / f"run-{run.pk}-{run.task_id[:8]}"
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise RunConfigError(f"{output_dir} already exists and is not empty; refusing to reuse it")
     train_config.output_dir = str(output_dir)
     run.config = train_config.to_dict()
     run.output_dir = str(output_dir)
@@ -123,16 +131,36 @@ def run_create(
     return run
 
 
-def run_enqueue(*, run: Run) -> None:
-    """Send the run's training task when the current transaction commits."""
+def _send_run(run: Run) -> None:
     from workers.tasks.training import train_run
 
-    task_id = run.task_id or str(uuid.uuid4())
-    transaction.on_commit(lambda: train_run.apply_async(args=[run.pk], task_id=task_id))
+    train_run.apply_async(args=[run.pk], task_id=run.task_id or str(uuid.uuid4()))
 
 
-def run_claim(run_id: int, *, worker: str = "") -> bool:
-    """Take the run for this worker: True only if exactly one row changed.
+def _audit_run(run: Run, action: str, details: dict[str, Any]) -> None:
+    details = {**details, "step": run.current_step}
+    AuditLog.objects.create(action=f"run_{action}", run=run, details=details)
+
+
+RUN_KIND = JobKind(
+    name="run",
+    model=Run,
+    waiting=(Run.Status.QUEUED,),
+    running=(Run.Status.RUNNING,),
+    cancelled=Run.Status.CANCELLED,
+    send=_send_run,
+    audit=_audit_run,
+)
+
+
+def run_enqueue(*, run: Run) -> None:
+    """Send the run's training task when the current transaction commits (a failed send
+    leaves the run queued for the sweep to send)."""
+    enqueue_on_commit(RUN_KIND, run)
+
+
+def run_claim(run_id: int, *, worker: str = "") -> Lease | None:
+    """Take the run for this worker: its :class:`Lease` only if this call took it.
 
     A queued run is claimed; so is a running run whose heartbeat is older than
     ``STALE_AFTER`` (its worker is gone; the caller resumes from the last checkpoint). A lost
@@ -142,15 +170,10 @@ def run_claim(run_id: int, *, worker: str = "") -> bool:
 
 
 def runs_recover_stale(*, now: datetime | None = None) -> StaleSweep:
-    """Send the task of every run whose worker was lost again (see
-    :func:`~webapp.studio.services.leases.leases_recover`); each action is in the audit log.
+    """Send the task of every run whose worker was lost, or whose message may be lost, again
+    (see :func:`~webapp.studio.services.leases.sweep_kind`); each send is in the audit log.
     Without this a run whose machine died would wait for the broker's visibility timeout."""
-
-    def audit(run: Run, action: str, details: dict[str, Any]) -> None:
-        details = {**details, "step": run.current_step}
-        AuditLog.objects.create(action=f"run_{action}", run=run, details=details)
-
-    return leases_recover(Run, enqueue=lambda run: run_enqueue(run=run), audit=audit, now=now)
+    return sweep_kind(RUN_KIND, now=now)
 
 
 def run_heartbeat(run_id: int, *, worker: str = "") -> bool:
@@ -159,9 +182,17 @@ def run_heartbeat(run_id: int, *, worker: str = "") -> bool:
 
 
 def run_finish(
-    *, run_id: int, status: str, error: str = "", worker: str = "", steps: int | None = None
+    *,
+    run_id: int,
+    status: str,
+    error: str = "",
+    worker: str = "",
+    steps: int | None = None,
+    lease: Lease | None = None,
+    output_dir: str | None = None,
 ) -> bool:
-    """Record how a running run ended (succeeded, failed or cancelled).
+    """Record how a running run ended (succeeded, failed or cancelled); conditional on the
+    lease (``lease``, or the one ``worker`` holds now): False, writing nothing, otherwise.
 
     A run whose judgments all came back without a verdict trained on nothing: it is recorded
     as failed, with that reason, whatever the trainer said.
@@ -179,20 +210,23 @@ def run_finish(
                 "100%): it trained on no reward. Check the judge (endpoint, model, prompt) "
                 "and resume the run from its last checkpoint."
             )
-    query = Run.objects.filter(pk=run_id, status=Run.Status.RUNNING)
-    if worker:
-        query = query.filter(claimed_by=worker[:300])
-    fields: dict[str, Any] = {
-        "status": status,
-        "error": error,
-        "finished_at": timezone.now(),
-        "judge_wait": {},
-    }
+    fields: dict[str, Any] = {"error": error, "finished_at": timezone.now(), "judge_wait": {}}
     if status == Run.Status.SUCCEEDED:
         fields["progress"] = 1.0
     if steps is not None:
         fields["current_step"] = steps
-    return query.update(**fields) == 1
+    if output_dir is not None:
+        fields["output_dir"] = output_dir
+    if lease is None and worker:
+        lease = lease_of(Run, run_id, worker=worker)
+    if lease is not None:
+        return lease.finish(status, **fields)
+    if worker:
+        return False
+    return (
+        Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(status=status, **fields)
+        == 1
+    )
 
 
 @transaction.atomic
