@@ -81,7 +81,7 @@ def test_a_taken_over_reporter_records_nothing_and_stops() -> None:
     live = DjangoReporter(run, total_steps=4, lease=new)
     record = JudgmentRecord(
         sample_id=ids["a"], step=1, rollout_index=0, rollout="text", reference_tier=0,
-        verdict="win", reward=1.0, total_reward=1.0, position="first", rationale="", judge="j",
+        verdict="A", reward=1.0, total_reward=1.0, position="first", rationale="", judge="j",
     )  # fmt: skip
     for report in (
         lambda: stale.on_judgments([record]),
