@@ -14,6 +14,7 @@ from django.utils import timezone
 from rl_engine.curriculum import StepOutcome
 from rl_engine.training import CheckpointInfo, JudgmentRecord, StepMetrics
 from tests.webapp.studio.factories import make_curriculum, make_dataset, make_instruction, make_run
+from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import (
     AuditLog,
     Checkpoint,
@@ -197,17 +198,22 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
 
 
 def test_a_run_created_while_the_broker_is_down_is_sent_by_the_first_sweep_after(
-    broker: Broker, django_capture_on_commit_callbacks: Any, settings: Any, tmp_path: Path
+    broker: Broker,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+    tmp_path: Path,
 ) -> None:
-    from tests.webapp.studio.test_runs import tiny_config
+    from rl_engine.models import save_tiny_model
     from webapp.studio.services.runs import run_create
+
+    tiny_policy = save_tiny_model(tmp_path / "policy", seed=0)
 
     settings.WRITING_RL_RUNS_DIR = tmp_path
     dataset = make_dataset()
     make_instruction(dataset, references=2)
     broker.up = False
     with django_capture_on_commit_callbacks(execute=True):
-        run = run_create(name="r", dataset=dataset, config=tiny_config("tiny"))
+        run = run_create(name="r", dataset=dataset, config=tiny_config(tiny_policy))
     run.refresh_from_db()
     assert run.status == "queued" and run.enqueued_at is None  # saved, not sent
     later = timezone.now() + UNSENT_GRACE * 2
