@@ -25,8 +25,8 @@ from html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 MAX_POINTS = 300
-WIDTH, HEIGHT = 560, 200
-LEFT, RIGHT, TOP, BOTTOM = 46, 12, 12, 26
+WIDTH, HEIGHT = 560, 214
+LEFT, RIGHT, TOP, BOTTOM = 46, 12, 12, 40
 # The labelled plots are taller and leave room for axis labels.
 XY_HEIGHT = 300
 XY_LEFT, XY_RIGHT, XY_TOP, XY_BOTTOM = 56, 28, 14, 40
@@ -35,8 +35,11 @@ PALETTE = ("#2f5bd3", "#1c8c4e", "#b7791f", "#c0392b", "#7b3fb5", "#138a9c", "#8
 # The labelled plots' series; studio.css mirrors these as .legend .swatch-N.
 SERIES_PALETTE = ("#2f5bd3", "#d9822b", "#1c8c4e", "#c0392b", "#7d4cc2", "#0f8b9c", "#8c6d1f",
                   "#d14d8b", "#4f5d75", "#6a994e", "#bc4749", "#386641")  # fmt: skip
-# Tiers ascend in strength: light to dark, so the stack reads "weak below, strong above".
-TIER_PALETTE = ("#c8d6f7", "#98b2ee", "#6a8fe3", "#3f6cd6", "#2446a8", "#16307a", "#0c1d4d")
+# Tiers: a distinct hue each, every one at least 3:1 against the white lines that separate the
+# stacked bands (WCAG's contrast for graphics), tier 0 at the bottom.
+TIER_PALETTE = ("#6c8ef5", "#138a72", "#c26a12", "#8e44c9", "#c0306a", "#1f5fa8", "#2b2f3a")
+# Exponential moving average weights offered for noisy step series (TensorBoard's slider).
+SMOOTHING_CHOICES = (0.0, 0.6, 0.8, 0.9, 0.95)
 
 Point = tuple[float, float]
 
@@ -59,13 +62,16 @@ class _Frame:
         return HEIGHT - BOTTOM - (value - self.y0) / span * (HEIGHT - TOP - BOTTOM)
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (1, 2 or 5 times a power of ten apart)."""
+def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick values covering [low, high] (1, 2 or 5 times a power of ten apart);
+    ``integer`` ticks are whole numbers at least 1 apart (steps are never 1.2)."""
     if not math.isfinite(low) or not math.isfinite(high):
         return [0.0]
     if high <= low:
         high = low + 1.0
     raw = (high - low) / max(count - 1, 1)
+    if integer:
+        raw = max(raw, 1.0)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     start = math.floor(low / step) * step
@@ -104,7 +110,20 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _axes(frame: _Frame, y_ticks: Sequence[float], x_ticks: Sequence[float]) -> list[str]:
+def ema(values: Sequence[float], weight: float) -> list[float]:
+    """Debiased exponential moving average (TensorBoard's smoothing): the first points are not
+    pulled towards zero."""
+    out, last, norm = [], 0.0, 0.0
+    for value in values:
+        last = weight * last + (1 - weight) * value
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def _axes(
+    frame: _Frame, y_ticks: Sequence[float], x_ticks: Sequence[float], x_label: str = ""
+) -> list[str]:
     parts = []
     for tick in y_ticks:
         y = frame.y(tick)
@@ -121,6 +140,33 @@ def _axes(frame: _Frame, y_ticks: Sequence[float], x_ticks: Sequence[float]) -> 
             f"{_fmt(tick)}</text>"
         )
     parts.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}"/>')
+    if x_label:
+        parts.append(
+            f'<text class="tick axis-label" x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 4}" '
+            f'text-anchor="middle">{escape(x_label)}</text>'
+        )
+    return parts
+
+
+def _hover_bands(
+    frame: _Frame, rows: Mapping[float, list[tuple[str, float]]], x_label: str
+) -> list[str]:
+    """One transparent column per x, as tall as the plot, whose title lists every series'
+    value there: hovering anywhere above a step shows its numbers."""
+    xs = sorted(rows)
+    parts = []
+    top, bottom = TOP, HEIGHT - BOTTOM
+    for index, x in enumerate(xs):
+        left = frame.x(xs[index - 1]) if index else frame.x(x) - 4
+        right = frame.x(xs[index + 1]) if index + 1 < len(xs) else frame.x(x) + 4
+        x0 = (left + frame.x(x)) / 2 if index else left
+        x1 = (right + frame.x(x)) / 2 if index + 1 < len(xs) else right
+        values = " · ".join(f"{label} {_fmt(value)}" for label, value in rows[x])
+        parts.append(
+            f'<rect class="hover-band" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" '
+            f'height="{bottom - top}"><title>{escape(f"{x_label} {_fmt(x)}: {values}")}'
+            "</title></rect>"
+        )
     return parts
 
 
@@ -158,13 +204,29 @@ def _empty(title: str) -> SafeString:
 
 
 def line_chart(
-    series: Sequence[dict], title: str = "", y_min: float | None = None, y_max: float | None = None
+    series: Sequence[dict],
+    title: str = "",
+    y_min: float | None = None,
+    y_max: float | None = None,
+    smoothing: float = 0.0,
+    x_label: str = "step",
+    x_range: tuple[float | None, float | None] = (None, None),
 ) -> SafeString:
     """Lines over steps. ``series``: dicts with ``label`` and ``points`` [(step, value), ...];
-    points whose value is None are gaps, not zeros."""
+    points whose value is None (or not finite) are gaps, not zeros. ``smoothing`` (0 to <1)
+    draws the raw line faintly under its moving average; ``x_range`` keeps the points between
+    two steps (a zoom). Hovering a step shows every series' value there."""
+    first, last = x_range
     cleaned = []
     for index, line in enumerate(series):
-        points = [(float(x), float(y)) for x, y in line["points"] if y is not None]
+        points = [
+            (float(x), float(y))
+            for x, y in line["points"]
+            if y is not None
+            and math.isfinite(float(y))
+            and (first is None or x >= first)
+            and (last is None or x <= last)
+        ]
         if points:
             color = line.get("color") or PALETTE[index % len(PALETTE)]
             cleaned.append((line["label"], downsample(points), color))
@@ -176,8 +238,22 @@ def line_chart(
     high = max(ys) if y_max is None else max(y_max, max(ys))
     y_ticks = nice_ticks(low, high)
     frame = _Frame(min(xs), max(xs), y_ticks[0], y_ticks[-1])
-    body = _axes(frame, y_ticks, nice_ticks(min(xs), max(xs), 6))
+    body = _axes(frame, y_ticks, nice_ticks(min(xs), max(xs), 6, integer=True), x_label)
+    smoothing = min(max(float(smoothing or 0.0), 0.0), 0.99)
+    hover: dict[float, list[tuple[str, float]]] = {}
     for label, points, color in cleaned:
+        for x, y in points:
+            hover.setdefault(x, []).append((label, y))
+        if smoothing and len(points) > 1:
+            raw = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in points)
+            body.append(
+                f'<polyline class="raw" fill="none" stroke="{color}" stroke-width="1" '
+                f'stroke-opacity="0.3" points="{raw}"/>'
+            )
+            smoothed = ema([y for _, y in points], smoothing)
+            points = [(x, y) for (x, _), y in zip(points, smoothed, strict=True)]
+            for x, y in points:
+                hover[x].append((f"{label} (smoothed)", y))
         if len(points) == 1:
             x, y = points[0]
             body.append(
@@ -190,13 +266,26 @@ def line_chart(
             f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{path}">'
             f"<title>{escape(label)}</title></polyline>"
         )
+    body.extend(_hover_bands(frame, hover, x_label or "x"))
     return _svg(title, body, [(label, color) for label, _, color in cleaned])
 
 
 def stacked_tiers(
-    steps: Sequence[int], histograms: Sequence[Sequence[int]], title: str = ""
+    steps: Sequence[int],
+    histograms: Sequence[Sequence[int]],
+    title: str = "",
+    x_range: tuple[float | None, float | None] = (None, None),
 ) -> SafeString:
-    """Stacked areas: how many samples sit at each tier after each step (tier 0 at the bottom)."""
+    """Stacked areas: how many samples sit at each tier after each step (tier 0 at the bottom);
+    ``x_range`` keeps the steps between two values (a zoom)."""
+    first, last = x_range
+    if first is not None or last is not None:
+        kept = [
+            (step, histogram)
+            for step, histogram in zip(steps, histograms, strict=True)
+            if (first is None or step >= first) and (last is None or step <= last)
+        ]
+        steps, histograms = [k[0] for k in kept], [k[1] for k in kept]
     if not steps:
         return _empty(title)
     num_tiers = max((len(h) for h in histograms), default=0)
@@ -208,9 +297,9 @@ def stacked_tiers(
         steps = [steps[i] for i in range(0, len(steps), size)]
         rows = [rows[i] for i in range(0, len(rows), size)]
     totals = [sum(row) for row in rows]
-    y_ticks = nice_ticks(0, max(totals) or 1)
+    y_ticks = nice_ticks(0, max(totals) or 1, integer=True)
     frame = _Frame(min(steps), max(steps), 0, y_ticks[-1])
-    body = _axes(frame, y_ticks, nice_ticks(min(steps), max(steps), 6))
+    body = _axes(frame, y_ticks, nice_ticks(min(steps), max(steps), 6, integer=True), "step")
     below = [0.0] * len(rows)
     legend = []
     for tier in range(num_tiers):
@@ -220,7 +309,8 @@ def stacked_tiers(
             x0, x1 = LEFT, WIDTH - RIGHT
             body.append(
                 f'<rect x="{x0}" width="{x1 - x0}" y="{frame.y(above[0]):.1f}" '
-                f'height="{frame.y(below[0]) - frame.y(above[0]):.1f}" fill="{color}"/>'
+                f'height="{frame.y(below[0]) - frame.y(above[0]):.1f}" fill="{color}" '
+                'stroke="#fff" stroke-width="1.5"/>'
             )
         else:
             top = [f"{frame.x(s):.1f},{frame.y(v):.1f}" for s, v in zip(steps, above, strict=True)]
@@ -229,11 +319,16 @@ def stacked_tiers(
                 for s, v in reversed(list(zip(steps, below, strict=True)))
             ]
             body.append(
-                f'<polygon fill="{color}" stroke="none" points="{" ".join(top + bottom)}">'
-                f"<title>tier {tier}</title></polygon>"
+                f'<polygon fill="{color}" stroke="#fff" stroke-width="1.5" '
+                f'points="{" ".join(top + bottom)}"><title>tier {tier}</title></polygon>'
             )
         legend.append((f"tier {tier}", color))
         below = above
+    hover = {
+        float(step): [(f"tier {tier}", float(count)) for tier, count in enumerate(row)]
+        for step, row in zip(steps, rows, strict=True)
+    }
+    body.extend(_hover_bands(frame, hover, "step"))
     return _svg(title, body, legend)
 
 
@@ -243,6 +338,7 @@ def histogram(
     bins: int = 20,
     highlighted: Sequence[float | None] = (),
     highlight_label: str = "chosen",
+    x_label: str = "",
 ) -> SafeString:
     """Bars counting ``values`` per bin; ``highlighted`` (a subset, e.g. the chosen
     instructions) is drawn over them in a second color. None values are left out."""
@@ -262,9 +358,9 @@ def histogram(
         return out
 
     all_counts, marked_counts = counts(data), counts(marked)
-    y_ticks = nice_ticks(0, max(all_counts))
+    y_ticks = nice_ticks(0, max(all_counts), integer=True)
     frame = _Frame(low, high, 0, y_ticks[-1])
-    body = _axes(frame, y_ticks, nice_ticks(low, high, 6))
+    body = _axes(frame, y_ticks, nice_ticks(low, high, 6), x_label)
     for index, count in enumerate(all_counts):
         x0, x1 = frame.x(low + index * width), frame.x(low + (index + 1) * width)
         edge = f"{_fmt(low + index * width)}…{_fmt(low + (index + 1) * width)}"
@@ -291,7 +387,7 @@ def tier_timeline(
         return _empty(title)
     end = max(last_step, int(points[-1][0]), 1)
     frame = _Frame(0, end, -0.5, max(num_tiers - 0.5, 0.5))
-    body = _axes(frame, [], nice_ticks(0, end, 6))
+    body = _axes(frame, [], nice_ticks(0, end, 6, integer=True), "step")
     for tier in range(num_tiers):
         y = frame.y(tier)
         body.append(

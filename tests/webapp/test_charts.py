@@ -112,3 +112,50 @@ def test_the_labelled_line_chart_ticks_cover_the_top_of_the_data() -> None:
     )
     tick_labels = [float(t) for t in re.findall(r'text-anchor="end">([\d.]+)<', svg)]
     assert max(tick_labels) >= 97 and min(tick_labels) <= 3
+
+
+def test_step_axes_have_whole_number_ticks() -> None:
+    assert nice_ticks(1, 2, 6, integer=True) == [1, 2]
+    assert all(float(t).is_integer() for t in nice_ticks(0, 7, 6, integer=True))
+    svg = line_chart([{"label": "r", "points": [(1, 0.1), (2, 0.2)]}], title="t")
+    ticks = re.findall(r'text-anchor="middle">([^<]+)</text>', str(svg))
+    assert "1.2" not in ticks and "1" in ticks and "2" in ticks
+    assert ">step</text>" in svg  # the x axis is labelled
+
+
+def test_smoothing_is_a_debiased_moving_average() -> None:
+    from webapp.charts import ema
+
+    assert ema([1.0, 1.0, 1.0], 0.9) == [1.0, 1.0, 1.0]  # no pull towards zero at the start
+    smoothed = ema([0.0, 1.0], 0.5)
+    assert smoothed[0] == 0.0 and math.isclose(smoothed[1], 2 / 3)
+    svg = line_chart([{"label": "r", "points": [(1, 0.0), (2, 1.0)]}], title="t", smoothing=0.5)
+    assert 'class="raw"' in svg and "r (smoothed) 0.667" in svg
+
+
+def test_hovering_a_step_shows_every_series_there() -> None:
+    svg = line_chart(
+        [
+            {"label": "win", "points": [(1, 0.25), (2, 0.5)]},
+            {"label": "loss", "points": [(1, 0.75), (2, 0.5)]},
+        ],
+        title="rates",
+    )
+    assert svg.count('class="hover-band"') == 2
+    assert "step 1: win 0.25 · loss 0.75" in svg
+
+
+def test_a_step_range_keeps_only_those_steps() -> None:
+    points = [(step, float(step)) for step in range(1, 11)]
+    svg = line_chart([{"label": "r", "points": points}], title="t", x_range=(3, 5))
+    assert svg.count('class="hover-band"') == 3
+    assert "step 3: " in svg and "step 6: " not in svg
+
+
+def test_tier_bands_have_distinct_colours_and_white_separators() -> None:
+    from webapp.charts import TIER_PALETTE
+
+    assert len(set(TIER_PALETTE)) == len(TIER_PALETTE)
+    svg = stacked_tiers([1, 2], [[2, 1, 0], [1, 1, 1]], title="tiers")
+    assert svg.count('stroke="#fff"') == 3
+    assert "step 2: tier 0 1 · tier 1 1 · tier 2 1" in svg

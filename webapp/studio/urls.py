@@ -15,6 +15,7 @@ urlpatterns = [
     path("selections/<int:pk>/", views.selection_detail, name="selection_detail"),
     path("runs/", views.run_list, name="run_list"),
     path("runs/new/", views.run_new, name="run_new"),
+    path("runs/compare/", views.run_compare, name="run_compare"),
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/metrics.csv", views.run_metrics_csv, name="run_metrics_csv"),

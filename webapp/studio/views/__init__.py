@@ -15,6 +15,7 @@ from webapp.studio.views.progression import (
     sample_list,
     sample_set_tier,
 )
+from webapp.studio.views.run_compare import run_compare
 from webapp.studio.views.run_metrics import run_metrics_csv, run_metrics_json
 from webapp.studio.views.runs import dashboard, run_cancel, run_detail, run_list, run_new
 
@@ -26,6 +27,7 @@ __all__ = [
     "job_cancel",
     "job_new",
     "run_cancel",
+    "run_compare",
     "run_detail",
     "run_list",
     "run_metrics_csv",

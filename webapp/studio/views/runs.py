@@ -16,9 +16,11 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from webapp.studio import selectors
 from webapp.studio.forms import RunForm
+from webapp.charts import SMOOTHING_CHOICES
 from webapp.studio.learning_signal import learning_signal, learning_signal_charts
 from webapp.studio.models import Run
 from webapp.studio.permissions import researcher_required
+from webapp.studio.run_page import ChartSettings, checkpoint_rows, config_sections
 from webapp.studio.services.runs import RunConfigError, run_create
 from webapp.studio.services.runs import run_cancel as run_cancel_service
 from webapp.studio.views.common import paginate, query_without_page
@@ -86,11 +88,14 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         run = selectors.run_detail(pk)
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
+    chart_settings = ChartSettings.from_query(request.GET)
     context = {
         "run": run,
-        "charts_html": _charts_html(run),
+        "charts_html": _charts_html(run, chart_settings),
         "curriculum": selectors.run_curriculum_summary(run),
         "judging": _judging(run),
+        "chart_settings": chart_settings,
+        "smoothing_choices": SMOOTHING_CHOICES,
     }
     if request.htmx:
         response = render(request, "studio/run_detail.html#progress", context)
@@ -98,6 +103,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             response.status_code = STOP_POLLING
     else:
         context["audit"] = selectors.run_recent_audit(run)
+        context["config_sections"] = config_sections(run.config or {})
+        context["checkpoints"] = checkpoint_rows(run)
         response = render(request, "studio/run_detail.html", context)
     # The same URL answers with a fragment or a page: caches must tell them apart.
     patch_vary_headers(response, ("HX-Request",))
@@ -115,15 +122,24 @@ def _judging(run: Run) -> dict[str, Any]:
     return summary
 
 
-def _charts_html(run: Run) -> SafeString:
-    """The run's charts, rendered once per (status, step): every poll of every open page
-    would otherwise re-read the step metrics and redraw the same SVG."""
-    key = f"studio:run-charts:{run.pk}:{run.status}:{run.current_step}:{run.total_steps}"
+def _charts_html(run: Run, settings: ChartSettings) -> SafeString:
+    """The run's charts, rendered once per (status, step, chart settings): every poll of every
+    open page would otherwise re-read the step metrics and redraw the same SVG."""
+    key = (
+        f"studio:run-charts:{run.pk}:{run.status}:{run.current_step}:{run.total_steps}"
+        f":{settings.key}"
+    )
     html = cache.get(key)
     if html is None:
         signal = learning_signal_charts(learning_signal(run))
         html = render_to_string(
-            "studio/_run_charts.html", {"charts": selectors.run_charts(run), "signal": signal}
+            "studio/_run_charts.html",
+            {
+                "charts": selectors.run_charts(run),
+                "signal": signal,
+                "smoothing": settings.smoothing,
+                "x_range": settings.x_range,
+            },
         )
         cache.set(key, html, CHARTS_CACHE_S)
     # Rendered by the template engine above, so already escaped.
