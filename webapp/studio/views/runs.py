@@ -14,9 +14,9 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from webapp.charts import SMOOTHING_CHOICES
 from webapp.studio import selectors
 from webapp.studio.forms import RunForm
-from webapp.charts import SMOOTHING_CHOICES
 from webapp.studio.learning_signal import learning_signal, learning_signal_charts
 from webapp.studio.models import Run
 from webapp.studio.permissions import researcher_required
