@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("evals", "0001_initial"),
+        ("evals", "0002_ablation_seeds_and_base"),
     ]
 
     operations = [
