@@ -291,6 +291,7 @@ WRITING_RL_MAX_JSON_DEPTH = int(os.environ.get("WRITING_RL_MAX_JSON_DEPTH", 20))
 # Every handler redacts URL passwords and the deployment's secrets from what it writes; error
 # pages do the same through the exception reporter filter.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "webapp.ops.security.SecretRedactingFilter"
+DEFAULT_EXCEPTION_REPORTER = "webapp.ops.security.RedactingExceptionReporter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

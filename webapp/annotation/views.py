@@ -240,7 +240,9 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
                 campaign.save(update_fields=["public_title"])
             messages.success(request, f"Campaign “{campaign.name}” created.")
             return redirect("annotation:campaign", pk=campaign.pk)
-    return render(request, "annotation/campaign_new.html", {"form": form})
+    return render(
+        request, "annotation/campaign_new.html", {"form": form}, status=400 if form.errors else 200
+    )
 
 
 @researcher_required

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 MASK = "********"
 # scheme://user:password@host -> scheme://user:********@host (also redis://:password@host).
@@ -59,8 +60,8 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
 
 
 def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
+    if isinstance(value, str):  # lazy objects (the CSRF token in META) pass as str too
+        return redact(str(value))
     if isinstance(value, bytes):
         return redact(value.decode("utf-8", "replace"))
     return value
@@ -101,6 +102,19 @@ class SecretRedactingFilter(SafeExceptionReporterFilter):
     def get_safe_request_meta(self, request: Any) -> dict[str, Any]:
         meta = super().get_safe_request_meta(request)
         return {k: _redact_value(v) if isinstance(v, str) else v for k, v in meta.items()}
+
+
+class RedactingExceptionReporter(ExceptionReporter):
+    """Django's debug page and error e-mail, with the whole text redacted at the end: the
+    exception's message and the source lines shown are not covered by the filter."""
+
+    def get_traceback_html(self) -> str:
+        secrets = secret_values()
+        escaped = [html.escape(value) for value in secrets]
+        return redact(str(super().get_traceback_html()), [*secrets, *escaped])
+
+    def get_traceback_text(self) -> str:
+        return redact(str(super().get_traceback_text()))
 
 
 class RedactSecretsLogFilter(logging.Filter):

@@ -46,7 +46,12 @@ def read_records(path: Path, parsed: ParsedDataset) -> Iterator[tuple[int, dict[
                 continue
             if number == 1:
                 line = line.removeprefix("\ufeff")
-            if not line.strip():
+            stripped = line.lstrip()
+            if not stripped:
+                continue
+            if stripped[0] != "{":
+                # Cheap, and common in a file that is not JSON Lines at all.
+                parsed.problem(number, "-", "is not a JSON object (a line must start with {)")
                 continue
             try:
                 record = loads(line)

@@ -52,13 +52,16 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows; use null or a finite number")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(text: str) -> Any:
     """``json.loads`` that refuses NaN and Infinity (PostgreSQL's JSON has neither).
 
     Raises ValueError (JSONDecodeError included) for bad JSON, a number too long to convert,
     and RecursionError for absurd nesting; callers report all three as a problem of the line.
     """
-    return json.loads(text, parse_constant=_refuse_constant)
+    return _DECODER.decode(text)
 
 
 def _join(path: str, key: str | int) -> str:
