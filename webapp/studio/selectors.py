@@ -85,16 +85,25 @@ def dataset_list() -> QuerySet[Dataset]:
     )
 
 
-def dataset_instructions(dataset: Dataset) -> QuerySet[Instruction]:
-    """The dataset's instructions with their references (ascending tier) prefetched."""
-    return (
-        Instruction.objects.filter(dataset=dataset)
-        .order_by("id")
-        .prefetch_related(
-            Prefetch(
-                "references",
-                queryset=Reference.objects.order_by(F("tier").asc(nulls_last=True), "id"),
-            )
+def dataset_instructions(
+    dataset: Dataset, *, search: str = "", split: str = ""
+) -> QuerySet[Instruction]:
+    """The dataset's instructions with their references (ascending tier) prefetched;
+    ``search`` matches the id, the prompt or the domain (case-insensitive), ``split`` keeps
+    one split."""
+    instructions = Instruction.objects.filter(dataset=dataset)
+    if search:
+        instructions = instructions.filter(
+            Q(external_id__icontains=search)
+            | Q(prompt__icontains=search)
+            | Q(domain__icontains=search)
+        )
+    if split:
+        instructions = instructions.filter(split=split)
+    return instructions.order_by("id").prefetch_related(
+        Prefetch(
+            "references",
+            queryset=Reference.objects.order_by(F("tier").asc(nulls_last=True), "id"),
         )
     )
 

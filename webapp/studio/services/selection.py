@@ -91,10 +91,17 @@ def selection_create(
             )
         ]
         if unscored:
+            # Name the instructions by the ids of the dataset's file, not database keys.
+            names = dict(
+                Instruction.objects.filter(pk__in=[int(pk) for pk in unscored[:5]]).values_list(
+                    "pk", "external_id"
+                )
+            )
+            shown = ", ".join(names.get(int(pk), pk) for pk in unscored[:5])
             raise SelectionError(
                 f"{len(unscored)} instruction(s) lack the scores {strategy} selection needs "
-                f"(e.g. ids {', '.join(unscored[:5])}): score the references and the policy "
-                f"{policy!r}'s responses first"
+                f"(e.g. {shown}): score the references and the responses of the policy "
+                f"“{policy}” first"
             )
     try:
         results = select_samples(items, k, strategy, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from django import template
@@ -57,3 +58,36 @@ def count(number: float | None) -> str:
     if number is None:
         return "—"
     return f"{round(number):,}"
+
+
+@register.filter
+def criteria_rows(criteria: object) -> list[tuple[str, str]]:
+    """Per-query criteria as readable (name, text) rows: a WritingBench checklist (a list of
+    dicts with a name and a description, plus any other keys), a plain dict, a list of
+    strings, or text. Values that are themselves structured are shown as compact JSON."""
+
+    def text(value: object) -> str:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    if criteria is None or criteria == "":
+        return []
+    if isinstance(criteria, str):
+        return [("", criteria)]
+    if isinstance(criteria, dict):
+        return [(str(key), text(value)) for key, value in criteria.items()]
+    if isinstance(criteria, list):
+        rows = []
+        for index, entry in enumerate(criteria, start=1):
+            if isinstance(entry, dict):
+                entry = dict(entry)
+                name = entry.pop("name", None) or entry.pop("title", None) or f"{index}."
+                body = entry.pop("criteria_description", None) or entry.pop("description", None)
+                parts = [text(body)] if body is not None else []
+                parts += [f"{key}: {text(value)}" for key, value in entry.items()]
+                rows.append((str(name), " — ".join(parts)))
+            else:
+                rows.append((f"{index}.", text(entry)))
+        return rows
+    return [("", text(criteria))]

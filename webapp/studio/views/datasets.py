@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,13 +18,15 @@ from django_htmx.http import HTMX_STOP_POLLING
 
 from webapp.studio import selectors
 from webapp.studio.forms import PIPELINE_FORMS, DatasetUploadForm, SelectionForm
-from webapp.studio.models import Dataset, PipelineJob, Selection
+from webapp.studio.models import Dataset, Instruction, PipelineJob, Selection
 from webapp.studio.permissions import researcher_required
 from webapp.studio.services.datasets import DatasetImportError, dataset_import
 from webapp.studio.services.pipeline import job_cancel as job_cancel_service
 from webapp.studio.services.pipeline import job_create
 from webapp.studio.services.selection import SelectionError, selection_create
 from webapp.studio.views.common import paginate, query_without_page
+
+INSTRUCTIONS_PER_PAGE = 20
 
 
 @researcher_required
@@ -110,7 +113,19 @@ def _dataset_page(
     status: int = 200,
     job_form: forms.Form | None = None,
 ) -> HttpResponse:
-    page = paginate(request, selectors.dataset_instructions(dataset), per_page=20)
+    search = request.GET.get("q", "").strip()[:200]
+    split = request.GET.get("split", "")
+    if split not in Instruction.Split.values:
+        split = ""
+    instructions = selectors.dataset_instructions(dataset, search=search, split=split)
+    paginator = Paginator(instructions, INSTRUCTIONS_PER_PAGE)
+    target = request.GET.get("instruction", "")
+    if target.isdigit() and len(target) <= 12 and "page" not in request.GET:
+        # A link to one instruction (#instruction-<pk>) opens the page that holds it.
+        before = instructions.filter(pk__lt=int(target)).count()
+        page = paginator.get_page(before // INSTRUCTIONS_PER_PAGE + 1)
+    else:
+        page = paginator.get_page(request.GET.get("page"))
     jobs = list(selectors.dataset_jobs(dataset)[:10])
     return render(
         request,
@@ -126,6 +141,9 @@ def _dataset_page(
             "job_form_open": getattr(job_form, "kind", ""),
             "selection_form": selection_form,
             "query": query_without_page(request),
+            "search": search,
+            "split": split,
+            "splits": Instruction.Split.values,
         },
         status=status,
     )
