@@ -43,8 +43,10 @@ def _roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any =
         CurriculumState,
         CurriculumTransition,
         Judgment,
+        Run,
         StepMetric,
     )
+    from webapp.studio.selectors import run_rollout_judgments
 
     checkpoint = latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
     step = read_curriculum(checkpoint)[0] if checkpoint is not None else 0
@@ -57,11 +59,11 @@ def _roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any =
         CurriculumTransition.objects.filter(
             run_id=run_id, step__gt=step, cause=CurriculumTransition.Cause.TRAINING
         ).delete()
+        # One row per rollout: with both orders judged a rollout has two rows, one outcome.
+        rollouts = run_rollout_judgments(Run.objects.get(pk=run_id))
         counts = {
             row["instruction_id"]: row
-            for row in Judgment.objects.filter(run_id=run_id)
-            .values("instruction_id")
-            .annotate(
+            for row in rollouts.values("instruction_id").annotate(
                 wins=Count("id", filter=Q(verdict=Judgment.Verdict.WIN)),
                 ties=Count("id", filter=Q(verdict=Judgment.Verdict.TIE)),
                 losses=Count("id", filter=Q(verdict=Judgment.Verdict.LOSS)),

@@ -299,3 +299,31 @@ def test_a_resume_recounts_the_counters_and_drops_transitions_past_the_checkpoin
     state = CurriculumState.objects.get(run=run)
     assert (state.wins, state.ties, state.attempts) == (1, 1, 2)
     assert list(CurriculumTransition.objects.filter(run=run).values_list("step", flat=True)) == [1]
+
+
+def test_a_resume_counts_rollouts_once_when_both_orders_were_judged(tmp_path: Path) -> None:
+    from rl_engine.curriculum import TierState
+    from rl_engine.training.checkpoint import write_checkpoint_extras
+    from workers.tasks.training import _roll_back_to_checkpoint
+
+    run = make_run()
+    Run.objects.filter(pk=run.pk).update(config={**run.config, "reward_position": "both"})
+    ids = make_curriculum(run, {"a": 3})
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+    snapshot = {ids["a"]: TierState(tier=1, num_tiers=3, mastered=False, last_step=1)}
+    write_checkpoint_extras(checkpoint, step=1, config={}, snapshot=snapshot)
+    # Two rollouts of step 1, each judged in both orders: a win and a flip (a tie).
+    for outcome, letters in (("win", "BA"), ("tie", "AA")):
+        for position, letter in zip(("second", "first"), letters, strict=True):
+            Judgment.objects.create(
+                run=run,
+                instruction_id=int(ids["a"]),
+                step=1,
+                verdict=outcome,
+                order_verdict=letter,
+                position=position,
+            )
+    _roll_back_to_checkpoint(run.pk, str(tmp_path), DjangoCurriculumStore(run))
+    state = CurriculumState.objects.get(run=run)
+    assert (state.wins, state.ties, state.losses, state.attempts) == (1, 1, 0, 1)
