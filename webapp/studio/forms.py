@@ -297,10 +297,15 @@ class DatasetUploadForm(forms.Form):
         return name
 
 
+REASON_REQUIRED = "Say why: the reason is kept in the audit log with the change."
+
+
 class SetTierForm(forms.Form):
     tier = forms.IntegerField(min_value=0, help_text="0 = the weakest reference.")
     reason = forms.CharField(
-        max_length=500, required=False, help_text="Why (kept in the audit log)."
+        max_length=500,
+        help_text="Why (kept in the audit log).",
+        error_messages={"required": REASON_REQUIRED},
     )
 
 
@@ -311,7 +316,14 @@ class AddReferenceForm(forms.Form):
         help_text="Becomes the new strongest reference (one tier above the current top).",
     )
     writer = forms.CharField(max_length=200, help_text="Who or which model wrote it.")
-    reason = forms.CharField(max_length=500, required=False)
+    reason = forms.CharField(max_length=500, error_messages={"required": REASON_REQUIRED})
+    # References belong to the dataset, not to the run: the researcher must say they mean it.
+    shared = forms.BooleanField(
+        error_messages={
+            "required": "Tick the box: the reference is added to the shared dataset, so every "
+            "run on it sees the new tier."
+        }
+    )
 
 
 class SelectionForm(forms.Form):

@@ -402,6 +402,20 @@ class AuditLog(models.Model):
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
 
+    @property
+    def change(self) -> str:
+        """What changed, in words: "tier 2 → 0" for a tier move, "new tier 3 by <writer>" for
+        an added reference; other actions show their details' ``from``/``to`` if any."""
+        details = self.details or {}
+        before, after = details.get("before") or {}, details.get("after") or {}
+        if "tier" in before and "tier" in after:
+            return f"tier {before['tier']} → {after['tier']}"
+        if self.action == "reference.add" and "tier" in details:
+            return f"new tier {details['tier']} by {details.get('writer', '?')}"
+        if "from" in details and "to" in details:
+            return f"{details['from']} → {details['to']}"
+        return ""
+
 
 class PipelineJob(WorkerLease):
     """One pipeline task (generate references, score, select, order tiers) and its progress.

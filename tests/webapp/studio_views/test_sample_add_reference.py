@@ -20,7 +20,7 @@ def test_it_adds_the_new_top_tier_and_extends_the_run(
     url = f"/studio/runs/{run.pk}/samples/{sample.pk}/reference/"
     text = "A much stronger essay.\n\nWith two paragraphs."
     response = staff_client.post(
-        url, {"text": text, "writer": "gpt-judge-edit", "reason": "ceiling"}
+        url, {"text": text, "writer": "gpt-judge-edit", "reason": "ceiling", "shared": "on"}
     )
     assert response.status_code == 302
     reference = Reference.objects.get(instruction=sample, tier=3)
@@ -52,7 +52,9 @@ def test_it_refuses_an_empty_text_inline_and_changes_nothing(staff_client: Clien
     run = make_run(make_dataset(references=2), steps=1)
     sample = run.dataset.instructions.first()
     url = f"/studio/runs/{run.pk}/samples/{sample.pk}/reference/"
-    response = staff_client.post(url, {"text": "   \n", "writer": "me"})
+    response = staff_client.post(
+        url, {"text": "   \n", "writer": "me", "reason": "r", "shared": "on"}
+    )
     assert response.status_code == 400
     assert "The reference text is empty." in response.content.decode()
     assert Reference.objects.filter(instruction=sample).count() == 2
@@ -91,3 +93,14 @@ def test_it_extends_every_active_run_that_trains_the_instruction(
     details = AuditLog.objects.get(action=ADD_REFERENCE).details
     assert set(details["other_runs"]) == {str(queued.pk)}
     assert str(finished.pk) not in details["other_runs"]
+
+
+def test_adding_to_the_shared_dataset_must_be_confirmed(staff_client: Client) -> None:
+    run = make_run(make_dataset(), steps=1)
+    sample = run.dataset.instructions.order_by("id").first()
+    url = f"/studio/runs/{run.pk}/samples/{sample.pk}/reference/"
+    before = Reference.objects.filter(instruction=sample).count()
+    response = staff_client.post(url, {"text": "Better.", "writer": "me", "reason": "ceiling"})
+    assert response.status_code == 400
+    assert "added to the shared dataset" in response.content.decode()
+    assert Reference.objects.filter(instruction=sample).count() == before

@@ -42,7 +42,9 @@ def test_it_sets_the_tier_and_records_transition_and_audit(
 def test_it_refuses_a_tier_out_of_range_and_changes_nothing(staff_client: Client) -> None:
     run = make_run(make_dataset(references=3), steps=2)
     sample = sample_of(run)
-    response = staff_client.post(f"/studio/runs/{run.pk}/samples/{sample.pk}/tier/", {"tier": 3})
+    response = staff_client.post(
+        f"/studio/runs/{run.pk}/samples/{sample.pk}/tier/", {"tier": 3, "reason": "try the top"}
+    )
     assert response.status_code == 400
     assert "Tier must be between 0 and 2; got 3." in response.content.decode()
     assert CurriculumState.objects.get(run=run, instruction=sample).tier == 0
@@ -70,3 +72,17 @@ def test_it_refuses_an_instruction_outside_the_run(db: None, researcher: User) -
     stranger = make_dataset("b").instructions.first()
     with pytest.raises(ValidationError):
         curriculum_set_tier(run=run, instruction=stranger, tier=0, user=researcher)
+
+
+def test_a_tier_move_needs_a_reason_and_the_audit_shows_from_and_to(staff_client: Client) -> None:
+    run = make_run(make_dataset(), steps=2)
+    sample = sample_of(run)
+    url = f"/studio/runs/{run.pk}/samples/{sample.pk}/tier/"
+    refused = staff_client.post(url, {"tier": 2})
+    assert refused.status_code == 400
+    assert "Say why: the reason is kept in the audit log" in refused.content.decode()
+    assert CurriculumState.objects.get(run=run, instruction=sample).tier == 0
+    before = CurriculumState.objects.get(run=run, instruction=sample).tier
+    staff_client.post(url, {"tier": 2, "reason": "too easy"})
+    html = staff_client.get(f"/studio/runs/{run.pk}/").content.decode()
+    assert f"tier {before} → 2" in html and "too easy" in html
