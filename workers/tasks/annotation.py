@@ -8,13 +8,12 @@ is recorded on the campaign or judge run with its reason; nothing fails silently
 from __future__ import annotations
 
 import logging
-import time
-import traceback
 from typing import Any
+from uuid import uuid4
 
 from celery import shared_task
 
-from workers.queues import QueueName
+from workers.tasks.heartbeat import worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -23,131 +22,42 @@ JUDGE_TASK = "workers.tasks.annotation.judge_campaign"
 
 
 def enqueue_generation(campaign_id: int) -> str:
-    """Queue output generation for a campaign on the GPU queue; returns the task id."""
+    """Queue output generation for a campaign on the GPU queue now; returns the task id.
+    Launch paths use ``campaign_enqueue`` (on commit, recovered by the sweep)."""
     from webapp.annotation.models import Campaign
+    from webapp.annotation.services.jobs import CAMPAIGN_KIND
+    from webapp.studio.services.leases import send_now
 
-    result = generate_campaign_outputs.apply_async(
-        args=[campaign_id], queue=QueueName.GPU.value, routing_key=QueueName.GPU.value
-    )
-    Campaign.objects.filter(pk=campaign_id).update(task_id=result.id)
-    return str(result.id)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    send_now(CAMPAIGN_KIND, campaign)
+    return campaign.task_id
 
 
 def enqueue_judging(judge_run_id: int) -> str:
-    """Queue a judge run on the judge queue; returns the task id."""
+    """Queue a judge run on the judge queue now; returns the task id."""
     from webapp.annotation.models import JudgeRun
+    from webapp.annotation.services.jobs import JUDGE_RUN_KIND
+    from webapp.studio.services.leases import send_now
 
-    result = judge_campaign.apply_async(
-        args=[judge_run_id], queue=QueueName.JUDGE.value, routing_key=QueueName.JUDGE.value
-    )
-    JudgeRun.objects.filter(pk=judge_run_id).update(task_id=result.id)
-    return str(result.id)
+    judge_run = JudgeRun.objects.get(pk=judge_run_id)
+    send_now(JUDGE_RUN_KIND, judge_run)
+    return judge_run.task_id
 
 
-@shared_task(name=GENERATE_TASK, acks_late=True, reject_on_worker_lost=True)
-def generate_campaign_outputs(campaign_id: int) -> dict[str, Any]:
+@shared_task(name=GENERATE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def generate_campaign_outputs(self: Any, campaign_id: int) -> dict[str, Any]:
     """Generate every missing output of a campaign's checkpoint / run / base-policy systems
-    with :func:`rl_engine.models.generate`, then build the items and open the campaign."""
-    from rl_engine.models import generate, load_policy
-    from webapp.annotation.models import Campaign
-    from webapp.annotation.services.campaigns import (
-        campaign_build_items,
-        campaign_fail,
-        campaign_missing_outputs,
-        system_outputs_store,
-    )
+    with :func:`rl_engine.models.generate`, then build the items and open the campaign
+    (claimed with a lease: see ``webapp.annotation.services.jobs``)."""
+    from webapp.annotation.services.jobs import campaign_generate
 
-    campaign = Campaign.objects.get(pk=campaign_id)
-    generated: dict[str, int] = {}
-    try:
-        for system, instructions in campaign_missing_outputs(campaign).items():
-            if not system.is_generated:
-                raise ValueError(
-                    f"system {system.label!r} ({system.kind}) lacks outputs for "
-                    f"{len(instructions)} instruction(s) and cannot generate them"
-                )
-            started = time.monotonic()
-            model, tokenizer = load_policy(system.policy)
-            texts = generate(
-                model,
-                tokenizer,
-                [instruction.prompt for instruction in instructions],
-                max_new_tokens=campaign.max_new_tokens,
-            )
-            system_outputs_store(
-                system=system,
-                texts={i.pk: text for i, text in zip(instructions, texts, strict=True)},
-            )
-            generated[system.label] = len(texts)
-            logger.info(
-                "campaign %s: %d outputs for %s in %.1fs",
-                campaign_id,
-                len(texts),
-                system.label,
-                time.monotonic() - started,
-            )
-        items = campaign_build_items(campaign=campaign)
-    except Exception as exc:
-        logger.exception("campaign %s: generation failed", campaign_id)
-        campaign_fail(
-            campaign_id=campaign_id,
-            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
-        )
-        raise
-    return {"campaign": campaign_id, "generated": generated, "items": items}
+    return campaign_generate(campaign_id, worker=worker_name(self.request.id or uuid4().hex))
 
 
-@shared_task(name=JUDGE_TASK, acks_late=True, reject_on_worker_lost=True)
-def judge_campaign(judge_run_id: int) -> dict[str, Any]:
+@shared_task(name=JUDGE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def judge_campaign(self: Any, judge_run_id: int) -> dict[str, Any]:
     """Run the judge of a :class:`JudgeRun` on every item in both orders and store one
-    JudgeVote per item and order (INVALID verdicts keep their reason)."""
-    from rl_engine.judging import JudgeSpec, PairRequest, make_judge
-    from webapp.annotation.models import Item, JudgeRun
-    from webapp.annotation.services.judge_runs import (
-        judge_outcome,
-        judge_run_mark,
-        judge_votes_store,
-    )
+    JudgeVote per item and order (INVALID verdicts keep their reason), chunk by chunk."""
+    from webapp.annotation.services.jobs import judge_run_execute
 
-    judge_run = JudgeRun.objects.select_related("campaign").get(pk=judge_run_id)
-    judge_run_mark(judge_run_id=judge_run_id, status=JudgeRun.Status.RUNNING)
-    try:
-        judge = make_judge(JudgeSpec.from_dict(judge_run.spec))
-        items = list(
-            Item.objects.filter(campaign=judge_run.campaign)
-            .exclude(judge_votes__judge_run=judge_run)
-            .select_related("instruction", "output_a", "output_b")
-            .order_by("position")
-        )
-        requests = []
-        for item in items:
-            prompt, a, b = item.instruction.prompt, item.output_a.text, item.output_b.text
-            requests.append(PairRequest(prompt, a, b))
-            requests.append(PairRequest(prompt, b, a))
-        judgments = judge.compare_sync(requests) if requests else []
-        rows = []
-        for index, judgment in enumerate(judgments):
-            order = "ab" if index % 2 == 0 else "ba"
-            verdict = judgment.verdict.value
-            rows.append(
-                {
-                    "item": items[index // 2],
-                    "order": order,
-                    "verdict": verdict,
-                    "outcome": judge_outcome(verdict, order),
-                    "rationale": judgment.rationale or "",
-                    "error": judgment.error or "",
-                    "latency_s": judgment.latency_s,
-                }
-            )
-        stored = judge_votes_store(judge_run=judge_run, rows=rows)
-    except Exception as exc:
-        logger.exception("judge run %s failed", judge_run_id)
-        judge_run_mark(
-            judge_run_id=judge_run_id,
-            status=JudgeRun.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        raise
-    judge_run_mark(judge_run_id=judge_run_id, status=JudgeRun.Status.SUCCEEDED)
-    return {"judge_run": judge_run_id, "judgments": stored}
+    return judge_run_execute(judge_run_id, worker=worker_name(self.request.id or uuid4().hex))

@@ -8,8 +8,12 @@ through the database, so a re-delivered message does nothing twice).
 from __future__ import annotations
 
 import logging
+from typing import Any
+from uuid import uuid4
 
 from celery import shared_task
+
+from workers.tasks.heartbeat import worker_name
 
 log = logging.getLogger(__name__)
 
@@ -18,26 +22,37 @@ WATCH_EVERY_S = 30
 
 
 @shared_task(
-    name="workers.tasks.evaluation.generate_eval_run", acks_late=True, reject_on_worker_lost=True
+    name="workers.tasks.evaluation.generate_eval_run",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
 )
-def generate_eval_run(eval_run_id: int) -> dict[str, object]:
+def generate_eval_run(self: Any, eval_run_id: int) -> dict[str, object]:
     """Write the system's responses, then hand the run to the judge queue."""
+    from webapp.evals.models import EvalRun
     from webapp.evals.services.execution import eval_run_generate
+    from webapp.evals.services.jobs import EVAL_JUDGE_KIND
+    from webapp.studio.services.leases import send_now
 
-    generated = eval_run_generate(eval_run_id)
+    worker = worker_name(self.request.id or uuid4().hex)
+    generated = eval_run_generate(eval_run_id, worker=worker)
     if generated:
-        judge_eval_run.apply_async(args=[eval_run_id])
+        send_now(EVAL_JUDGE_KIND, EvalRun.objects.get(pk=eval_run_id))
     return {"eval_run": eval_run_id, "generated": generated}
 
 
 @shared_task(
-    name="workers.tasks.evaluation.judge_eval_run", acks_late=True, reject_on_worker_lost=True
+    name="workers.tasks.evaluation.judge_eval_run",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
 )
-def judge_eval_run(eval_run_id: int) -> dict[str, object]:
+def judge_eval_run(self: Any, eval_run_id: int) -> dict[str, object]:
     """Judge the stored responses and aggregate."""
     from webapp.evals.services.execution import eval_run_judge
 
-    return {"eval_run": eval_run_id, "succeeded": eval_run_judge(eval_run_id)}
+    worker = worker_name(self.request.id or uuid4().hex)
+    return {"eval_run": eval_run_id, "succeeded": eval_run_judge(eval_run_id, worker=worker)}
 
 
 @shared_task(name="workers.tasks.evaluation.watch_ablation_grid")

@@ -30,8 +30,8 @@ def job_kinds() -> list[Any]:
     from webapp.studio.services.runs import RUN_KIND
 
     kinds = [RUN_KIND, JOB_KIND]
-    for module in ("webapp.evals.services", "webapp.annotation.services"):
-        kinds.extend(getattr(importlib.import_module(module), "JOB_KINDS", ()))
+    for module in ("webapp.evals.services.jobs", "webapp.annotation.services.jobs"):
+        kinds.extend(importlib.import_module(module).JOB_KINDS)
     return kinds
 
 

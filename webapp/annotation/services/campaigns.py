@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -155,6 +156,7 @@ def campaign_create(
         lease_seconds=lease_seconds,
         max_new_tokens=max_new_tokens,
         created_by=created_by,
+        task_id=str(uuid.uuid4()),
     )
     campaign.instructions.set(instructions)
     campaign.annotators.set(list(annotators))
@@ -182,9 +184,9 @@ def campaign_create(
             )
     if campaign_missing_outputs(campaign):
         if enqueue:
-            from workers.tasks.annotation import enqueue_generation
+            from webapp.annotation.services.jobs import campaign_enqueue
 
-            transaction.on_commit(lambda: enqueue_generation(campaign.pk))
+            campaign_enqueue(campaign)
     else:
         campaign_build_items(campaign=campaign)
     return campaign

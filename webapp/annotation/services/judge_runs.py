@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,12 +30,16 @@ def judge_run_create(
     name = judge_spec.model or judge_spec.kind
     with transaction.atomic():
         judge_run = JudgeRun.objects.create(
-            campaign=campaign, judge_name=name, spec=judge_spec.to_dict(), created_by=created_by
+            campaign=campaign,
+            judge_name=name,
+            spec=judge_spec.to_dict(),
+            created_by=created_by,
+            task_id=str(uuid.uuid4()),
         )
         if enqueue:
-            from workers.tasks.annotation import enqueue_judging
+            from webapp.annotation.services.jobs import judge_run_enqueue
 
-            transaction.on_commit(lambda: enqueue_judging(judge_run.pk))
+            judge_run_enqueue(judge_run)
     return judge_run
 
 

@@ -112,11 +112,11 @@ def eval_run_create(
 
 
 def eval_run_enqueue(*, eval_run: EvalRun) -> None:
-    """Send the generation task when the current transaction commits."""
-    from workers.tasks.evaluation import generate_eval_run
+    """Send the generation task when the current transaction commits (see
+    :mod:`webapp.evals.services.jobs`)."""
+    from webapp.evals.services.jobs import eval_run_enqueue as enqueue
 
-    pk, task_id = eval_run.pk, eval_run.task_id or str(uuid.uuid4())
-    transaction.on_commit(lambda: generate_eval_run.apply_async(args=[pk], task_id=task_id))
+    enqueue(eval_run=eval_run)
 
 
 def eval_run_cancel(*, eval_run: EvalRun) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -10,7 +11,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from rl_engine.evaluation.evaluators import make_evaluators
@@ -24,23 +25,41 @@ from rl_engine.evaluation.runner import (
 from webapp.evals.models import EvalItemResult, EvalRun
 from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
 from webapp.evals.services.items import eval_items
+from webapp.studio.services.leases import Lease, LeaseLost, lease_claim
+
+# The two phases as lease claims: generation takes a queued run (or one whose generating
+# worker was lost); judging takes a run handed over by generation (``judging`` with no
+# holder) or one whose judging worker was lost. Cancelling sets ``cancelled``, which ends
+# either phase's lease: its next write raises ``LeaseLost``.
+GENERATE_PHASE: dict[str, Any] = {
+    "waiting": (EvalRun.Status.QUEUED,),
+    "running": (EvalRun.Status.GENERATING,),
+    "cancelled": None,
+}
+JUDGE_PHASE: dict[str, Any] = {
+    "waiting": (),
+    "running": (EvalRun.Status.JUDGING,),
+    "cancelled": None,
+}
 
 log = logging.getLogger(__name__)
 
 
-def _claim(eval_run_id: int, before: str, after: str, **extra: Any) -> bool:
-    return EvalRun.objects.filter(pk=eval_run_id, status=before).update(status=after, **extra) == 1
-
-
-def _fail(eval_run_id: int, error: BaseException) -> None:
+def _fail(eval_run_id: int, error: BaseException, lease: Lease | None = None) -> None:
     detail = "".join(traceback.format_exception_only(type(error), error)).strip()
     log.exception("evaluation %s failed", eval_run_id)
+    fields = {"error": detail[:5000], "finished_at": timezone.now()}
+    if lease is not None:
+        lease.finish(EvalRun.Status.FAILED, **fields)
+        return
     EvalRun.objects.filter(pk=eval_run_id, status__in=EvalRun.ACTIVE).update(
-        status=EvalRun.Status.FAILED, error=detail[:5000], finished_at=timezone.now()
+        status=EvalRun.Status.FAILED, **fields
     )
 
 
-def _progress_writer(eval_run_id: int, low: float, high: float) -> Any:
+def _progress_writer(eval_run_id: int, low: float, high: float, lease: Lease) -> Any:
+    """Progress into the run's row, fenced by ``lease`` (a write that finds the lease gone
+    marks it lost: the phase stops at its next check)."""
     last = [0.0]
 
     def write(phase: str, done: int, total: int) -> None:
@@ -49,7 +68,8 @@ def _progress_writer(eval_run_id: int, low: float, high: float) -> Any:
             return  # at most one write a second
         last[0] = now
         share = low + (high - low) * (done / total if total else 1.0)
-        EvalRun.objects.filter(pk=eval_run_id, status__in=EvalRun.ACTIVE).update(progress=share)
+        with contextlib.suppress(LeaseLost):  # raised again by the phase's next check
+            lease.update(progress=share)
         if threading.current_thread() is not threading.main_thread():
             connection.close()  # judging reports from short-lived helper threads
 
@@ -66,47 +86,69 @@ def _system_model(eval_run: EvalRun) -> tuple[Any, Any]:
     return load_policy(eval_run.base_model)
 
 
-def eval_run_generate(eval_run_id: int) -> bool:
-    """Phase 1: claim the run, write the system's responses, store them unjudged.
+def eval_run_generate(eval_run_id: int, *, worker: str = "") -> bool:
+    """Phase 1: claim the run (a queued run, or one whose generating worker was lost), write
+    the system's responses and store them unjudged, a chunk of items at a time (a resumed
+    phase generates only the items without stored responses), then hand the run to judging.
 
     Returns True when the responses are stored and the run waits for judging; False when
-    the run was not queued (a re-delivered message) or failed.
+    the run was not claimed (a re-delivered message), failed, or the lease was lost (taken
+    over or cancelled: nothing more was written).
     """
-    if not _claim(
-        eval_run_id, EvalRun.Status.QUEUED, EvalRun.Status.GENERATING, started_at=timezone.now()
-    ):
+    lease = lease_claim(EvalRun, eval_run_id, worker=worker, **GENERATE_PHASE)
+    if lease is None:
         return False
     try:
-        eval_run = EvalRun.objects.select_related("checkpoint").get(pk=eval_run_id)
-        settings = build_settings(eval_run.benchmark, eval_run.settings)
-        items, skipped = eval_items(eval_run)
-        if not items:
-            raise EvalConfigError(f"no item to evaluate (skipped: {skipped or 'none'})")
-        started = time.perf_counter()
-        generator = tokenizer = None
-        if any(item.response is None for item in items):
-            model, tokenizer = _system_model(eval_run)
-            generator = model_generator(model, tokenizer, settings)
-        generated = generate_responses(
-            items, settings, generator, tokenizer, _progress_writer(eval_run_id, 0.0, 0.5)
-        )
-        generation_s = time.perf_counter() - started
-        _store_generated(eval_run, items, generated)
-        return _claim(
-            eval_run_id, EvalRun.Status.GENERATING, EvalRun.Status.JUDGING,
-            generation_s=generation_s, progress=0.5,
+        with lease.heartbeat():
+            eval_run = EvalRun.objects.select_related("checkpoint").get(pk=eval_run_id)
+            settings = build_settings(eval_run.benchmark, eval_run.settings)
+            items, skipped = eval_items(eval_run)
+            if not items:
+                raise EvalConfigError(f"no item to evaluate (skipped: {skipped or 'none'})")
+            stored = set(
+                EvalItemResult.objects.filter(eval_run=eval_run).values_list("item_id", flat=True)
+            )
+            wanted = {item.item_id for item in items}
+            with lease.fenced():  # results of items no longer asked for go
+                EvalItemResult.objects.filter(eval_run=eval_run).exclude(
+                    item_id__in=wanted
+                ).delete()
+            todo = [item for item in items if item.item_id not in stored]
+            started = time.perf_counter()
+            generator = tokenizer = None
+            if any(item.response is None for item in todo):
+                model, tokenizer = _system_model(eval_run)
+                generator = model_generator(model, tokenizer, settings)
+            progress = _progress_writer(eval_run_id, 0.0, 0.5, lease)
+            chunk = max(settings.batch_size, 1) * 4
+            for start in range(0, len(todo), chunk):
+                lease.check()
+                part = todo[start : start + chunk]
+                generated = generate_responses(part, settings, generator, tokenizer)
+                with lease.fenced():
+                    _store_generated(eval_run, part, generated)
+                done = len(items) - len(todo) + start + len(part)
+                progress("generation", done, len(items))
+            generation_s = time.perf_counter() - started
+        handed = lease.finish(
+            EvalRun.Status.JUDGING, generation_s=generation_s, progress=0.5,
             aggregates={"skipped": skipped} if skipped else {},
+            claimed_by="", heartbeat_at=timezone.now(), enqueued_at=None,
         )  # fmt: skip
+        return handed
+    except LeaseLost as error:
+        log.warning("evaluation %s: %s; this worker stops", eval_run_id, error)
+        return False
     except Exception as error:  # any failure ends the run, with its reason
-        _fail(eval_run_id, error)
+        _fail(eval_run_id, error, lease)
         return False
 
 
-@transaction.atomic
 def _store_generated(eval_run: EvalRun, items: list[EvalItem], generated: list[Generated]) -> None:
     by_id = {item.item_id: item for item in items}
     long_input = bool(eval_run.long_input_id)
-    EvalItemResult.objects.filter(eval_run=eval_run).delete()  # a retried phase starts clean
+    # A chunk is stored whole; a retried chunk replaces what an earlier attempt left of it.
+    EvalItemResult.objects.filter(eval_run=eval_run, item_id__in=list(by_id)).delete()
     EvalItemResult.objects.bulk_create(
         [
             EvalItemResult(
@@ -127,54 +169,60 @@ def _store_generated(eval_run: EvalRun, items: list[EvalItem], generated: list[G
     )
 
 
-def eval_run_judge(eval_run_id: int, evaluators: Any = None) -> bool:
-    """Phase 2: judge the stored responses, store each item's score and the aggregates.
+def eval_run_judge(eval_run_id: int, evaluators: Any = None, *, worker: str = "") -> bool:
+    """Phase 2: claim the judging phase, judge the stored responses, store each item's score
+    and the aggregates (fenced: a worker taken over stores nothing).
 
     ``evaluators`` overrides the run's judge spec (tests and scripts). Returns True when the
     run succeeded.
     """
-    eval_run = EvalRun.objects.filter(pk=eval_run_id, status=EvalRun.Status.JUDGING).first()
-    if eval_run is None:
+    lease = lease_claim(EvalRun, eval_run_id, worker=worker, **JUDGE_PHASE)
+    if lease is None:
         return False
+    eval_run = EvalRun.objects.get(pk=eval_run_id)
     try:
-        settings = build_settings(eval_run.benchmark, eval_run.settings)
-        items, _skipped = eval_items(eval_run)
-        rows = list(EvalItemResult.objects.filter(eval_run=eval_run).order_by("id"))
-        present = {row.item_id for row in rows}
-        items = [item for item in items if item.item_id in present]
-        generated = [
-            Generated(row.item_id, row.iteration, row.response, row.context_tokens,
-                      row.truncated_tokens)
-            for row in rows
-        ]  # fmt: skip
-        if evaluators is None:
-            evaluators = make_evaluators(build_judge(eval_run.judge))
-        started = time.perf_counter()
-        results, aggregates = judge_responses_sync(
-            items, generated, settings, evaluators, _progress_writer(eval_run_id, 0.5, 1.0)
-        )
-        judging_s = time.perf_counter() - started
-        with transaction.atomic():
-            for row, result in zip(rows, results, strict=True):
-                row.produced_words = result.produced_words
-                row.score = result.score
-                row.details = _json_safe(result.details)
-                row.error = result.error or ""
-                row.judge_latency_s = result.judge_latency_s
-                row.judged = True
-            EvalItemResult.objects.bulk_update(
-                rows,
-                ["produced_words", "score", "details", "error", "judge_latency_s", "judged"],
-                batch_size=500,
-            )
-            aggregates = {**(eval_run.aggregates or {}), **_json_safe(aggregates)}
-            return _claim(
-                eval_run_id, EvalRun.Status.JUDGING, EvalRun.Status.SUCCEEDED,
-                aggregates=aggregates, judging_s=judging_s, progress=1.0,
-                finished_at=timezone.now(),
+        with lease.heartbeat():
+            settings = build_settings(eval_run.benchmark, eval_run.settings)
+            items, _skipped = eval_items(eval_run)
+            rows = list(EvalItemResult.objects.filter(eval_run=eval_run).order_by("id"))
+            present = {row.item_id for row in rows}
+            items = [item for item in items if item.item_id in present]
+            generated = [
+                Generated(row.item_id, row.iteration, row.response, row.context_tokens,
+                          row.truncated_tokens)
+                for row in rows
+            ]  # fmt: skip
+            if evaluators is None:
+                evaluators = make_evaluators(build_judge(eval_run.judge))
+            started = time.perf_counter()
+            results, aggregates = judge_responses_sync(
+                items, generated, settings, evaluators,
+                _progress_writer(eval_run_id, 0.5, 1.0, lease),
             )  # fmt: skip
+            judging_s = time.perf_counter() - started
+            with lease.fenced():
+                for row, result in zip(rows, results, strict=True):
+                    row.produced_words = result.produced_words
+                    row.score = result.score
+                    row.details = _json_safe(result.details)
+                    row.error = result.error or ""
+                    row.judge_latency_s = result.judge_latency_s
+                    row.judged = True
+                EvalItemResult.objects.bulk_update(
+                    rows,
+                    ["produced_words", "score", "details", "error", "judge_latency_s", "judged"],
+                    batch_size=500,
+                )
+                aggregates = {**(eval_run.aggregates or {}), **_json_safe(aggregates)}
+                return lease.finish(
+                    EvalRun.Status.SUCCEEDED, aggregates=aggregates, judging_s=judging_s,
+                    progress=1.0, finished_at=timezone.now(),
+                )  # fmt: skip
+    except LeaseLost as error:
+        log.warning("evaluation %s: %s; this worker stops", eval_run_id, error)
+        return False
     except Exception as error:  # any failure ends the run, with its reason
-        _fail(eval_run_id, error)
+        _fail(eval_run_id, error, lease)
         return False
 
 
