@@ -19,7 +19,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from rl_engine.curriculum import CurriculumStore
 from rl_engine.outcomes import Outcome
-from rl_engine.training.checkpoint import write_checkpoint_extras
+from rl_engine.training.checkpoint import rotate_checkpoints, write_checkpoint_extras
 from rl_engine.training.reporter import Reporter
 from rl_engine.training.reward_fn import PairwiseRewardFunction
 from rl_engine.training.types import CheckpointInfo, StepMetrics
@@ -226,3 +226,22 @@ class ReportingCallback(TrainerCallback):
         self.reporter.on_checkpoint(
             CheckpointInfo(step=state.global_step, path=str(path), tiers=tiers)
         )
+        self.rotate(Path(str(args.output_dir)))
+
+    def rotate(self, run_dir: Path) -> list[int]:
+        """Keep ``keep_checkpoints`` checkpoints, never deleting one the reporter pins (its
+        optional ``pinned_steps()``: checkpoints used by evaluations or annotation
+        campaigns; None = cannot tell, delete nothing); tells the reporter what went
+        (optional ``on_checkpoints_removed``)."""
+        keep = self.config_dict.get("keep_checkpoints")
+        if keep is None:
+            return []
+        pinned_steps = getattr(self.reporter, "pinned_steps", None)
+        pinned = pinned_steps() if callable(pinned_steps) else set()
+        if pinned is None:
+            return []  # the reporter cannot tell what is in use: delete nothing this time
+        removed = rotate_checkpoints(run_dir, int(keep), set(pinned))
+        on_removed = getattr(self.reporter, "on_checkpoints_removed", None)
+        if removed and callable(on_removed):
+            on_removed(removed)
+        return removed

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,36 @@ def complete_checkpoints(run_dir: str | os.PathLike[str]) -> list[Path]:
         and (child / CURRICULUM_FILE).is_file()
     ]
     return [path for _, path in sorted(found)]
+
+
+def rotate_checkpoints(
+    run_dir: str | os.PathLike[str], keep: int | None, pinned: Collection[int] = ()
+) -> list[int]:
+    """Delete the oldest ``checkpoint-<step>`` directories so that ``keep`` unpinned ones remain;
+    pinned steps (used by an evaluation or an annotation campaign) are never deleted and do not
+    count against ``keep``. The newest checkpoint is always kept (a resume needs it). Returns
+    the deleted steps, oldest first. ``keep=None`` keeps everything.
+    """
+    if keep is None:
+        return []
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (or None), got {keep}")
+    root = Path(run_dir)
+    if not root.is_dir():
+        return []
+    found = sorted(
+        (step, child)
+        for child in root.iterdir()
+        if child.is_dir() and (step := checkpoint_step(child)) is not None
+    )
+    unpinned = [(step, path) for step, path in found[:-1] if step not in set(pinned)]
+    newest_kept = keep - 1  # the newest checkpoint is kept outside this list
+    doomed = unpinned[: max(len(unpinned) - newest_kept, 0)]
+    removed = []
+    for step, path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(step)
+    return removed
 
 
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:

@@ -78,7 +78,8 @@ def common_arguments(config: TrainConfig, device: torch.device, dtype: str) -> d
         "max_steps": config.max_steps,
         "save_strategy": "steps" if config.checkpoint_every else "no",
         "save_steps": config.checkpoint_every or config.max_steps,
-        "save_total_limit": config.keep_checkpoints,
+        # Rotation is ours (ReportingCallback.rotate), so checkpoints in use stay on disk.
+        "save_total_limit": None,
         "seed": config.seed,
         "data_seed": config.seed,
         "logging_steps": 1,

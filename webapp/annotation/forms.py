@@ -89,7 +89,7 @@ class CampaignForm(forms.Form):
         coerce=int, required=False, widget=forms.CheckboxSelectMultiple
     )
     checkpoints = forms.ModelMultipleChoiceField(
-        queryset=Checkpoint.objects.select_related("run"),
+        queryset=Checkpoint.objects.filter(deleted=False).select_related("run"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )

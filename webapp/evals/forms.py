@@ -52,7 +52,9 @@ class EvalRunForm(JudgeFields):
     benchmark = forms.ChoiceField(choices=Benchmark.choices)
     system_kind = forms.ChoiceField(choices=EvalRun.SystemKind.choices, label="System")
     checkpoint = forms.ModelChoiceField(
-        queryset=Checkpoint.objects.select_related("run").order_by("-created_at"),
+        queryset=Checkpoint.objects.filter(deleted=False)
+        .select_related("run")
+        .order_by("-created_at"),
         required=False,
         help_text="For a checkpoint system.",
     )
@@ -275,4 +277,71 @@ class AblationForm(JudgeFields):
             "eval_judge": self.judge_spec(),
             "eval_limit": data.get("eval_limit"),
             "eval_baseline_tier": data.get("eval_baseline_tier"),
+        }
+
+
+class RunEvaluationForm(JudgeFields):
+    """Evaluate a training run: which benchmarks, which checkpoints (only those still on disk
+    are offered), whether to add the base policy, and the items."""
+
+    benchmarks = forms.MultipleChoiceField(
+        choices=Benchmark.choices, widget=forms.CheckboxSelectMultiple
+    )
+    checkpoints = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Checkpoints still on disk; the ones evaluated are kept by the rotation.",
+    )  # fmt: skip
+    include_base = forms.BooleanField(
+        required=False, initial=True, label="Also evaluate the base policy (step 0)"
+    )
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), required=False)
+    split = forms.ChoiceField(choices=SPLITS, required=False)
+    long_input = forms.ModelChoiceField(
+        queryset=LongInputBenchmark.objects.all(), required=False,
+        label="Long-input benchmark file",
+    )  # fmt: skip
+    baseline_tier = forms.IntegerField(
+        required=False, min_value=0, help_text="Pairwise: the reference tier played against."
+    )
+    limit = forms.IntegerField(required=False, min_value=1, help_text="At most this many items.")
+    max_new_tokens = forms.IntegerField(min_value=1, initial=_DEFAULTS.max_new_tokens)
+
+    def __init__(self, *args: Any, run: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from webapp.evals.run_evaluations import available_checkpoints
+
+        self.run = run
+        steps = [c.step for c in available_checkpoints(run)]
+        self.fields["checkpoints"].choices = [(s, f"step {s}") for s in steps]
+        self.fields["checkpoints"].initial = steps
+        self.fields["dataset"].initial = run.dataset_id
+        splits = set(
+            Instruction.objects.filter(dataset_id=run.dataset_id)
+            .values_list("split", flat=True)
+            .distinct()
+        )
+        self.fields["split"].choices = [
+            (value, label) for value, label in SPLITS if value == "" or value in splits
+        ]
+        self.fields["split"].initial = (
+            Instruction.Split.EVAL if Instruction.Split.EVAL in splits else ""
+        )
+        self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
+        self.fields["judge_model"].initial = settings.WRITING_RL_JUDGE_MODEL
+        self.fields["judge_base_url"].initial = settings.WRITING_RL_JUDGE_BASE_URL
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "run": self.run,
+            "benchmarks": data["benchmarks"],
+            "checkpoints": data.get("checkpoints") or [],
+            "include_base": bool(data.get("include_base")),
+            "dataset": data.get("dataset"),
+            "split": data.get("split") or "",
+            "long_input": data.get("long_input"),
+            "baseline_tier": data.get("baseline_tier"),
+            "limit": data.get("limit"),
+            "settings": {"max_new_tokens": data["max_new_tokens"]},
+            "judge": self.judge_spec(),
         }

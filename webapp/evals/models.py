@@ -68,6 +68,36 @@ class LongInputQuestion(models.Model):
         return f"{self.benchmark_id}:{self.external_id}"
 
 
+class RunEvaluation(models.Model):
+    """One launch that evaluates a training run: its chosen checkpoints plus the base policy,
+    on each chosen benchmark, every system on the same items. Each (system, benchmark) is an
+    :class:`EvalRun` linked here."""
+
+    training_run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    name = models.CharField(max_length=200)
+    benchmarks = models.JSONField(default=list)
+    steps = models.JSONField(default=list, help_text="Checkpoint steps evaluated.")
+    base_policy = models.CharField(max_length=500, blank=True, help_text="Empty: no base row.")
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    split = models.CharField(max_length=10, blank=True)
+    long_input = models.ForeignKey(
+        LongInputBenchmark, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class EvalRun(WorkerLease):
     class SystemKind(models.TextChoices):
         CHECKPOINT = "checkpoint", "training checkpoint"
@@ -115,6 +145,9 @@ class EvalRun(WorkerLease):
         help_text="Pairwise: another evaluation whose responses are the baseline.",
     )  # fmt: skip
     limit = models.PositiveIntegerField(null=True, blank=True, help_text="At most this many items.")
+    run_evaluation = models.ForeignKey(
+        RunEvaluation, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
     settings = models.JSONField(default=dict, help_text="EvalSettings.to_dict()")
     judge = models.JSONField(default=dict, help_text="JudgeSpec.to_dict()")
     status = models.CharField(

@@ -14,10 +14,22 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from webapp import charts
-from webapp.evals import selectors
+from webapp.evals import run_evaluations, selectors
 from webapp.evals.ablation_results import ablation_results, signal_by_arm
-from webapp.evals.forms import AblationForm, EvalRunForm, LongInputUploadForm
-from webapp.evals.models import AblationGrid, Benchmark, EvalRun, LongInputBenchmark
+from webapp.evals.forms import (
+    AblationForm,
+    EvalRunForm,
+    LongInputUploadForm,
+    RunEvaluationForm,
+)
+from webapp.evals.models import (
+    AblationGrid,
+    Benchmark,
+    EvalRun,
+    LongInputBenchmark,
+    RunEvaluation,
+)
+from webapp.evals.run_evaluations import run_evaluation_create
 from webapp.evals.services.ablations import (
     AblationError,
     ablation_grid_advance,
@@ -26,6 +38,7 @@ from webapp.evals.services.ablations import (
 from webapp.evals.services.config import EvalConfigError
 from webapp.evals.services.eval_runs import eval_run_cancel, eval_run_create
 from webapp.evals.services.long_input import BenchmarkFileError, long_input_import
+from webapp.studio.models import Run
 from webapp.studio.permissions import researcher_required
 from webapp.studio.views.common import paginate, query_without_page
 
@@ -338,3 +351,74 @@ def ablation_arms_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     if not grid.cells.exists():
         raise Http404("the grid has no cells")
     return _csv_response(ablation_results(grid).csv_rows(), f"ablation-{pk}-arms.csv")
+
+
+# -- evaluate a training run ---------------------------------------------------------------------
+
+
+@researcher_required
+def run_evaluate(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("dataset"), pk=run_id)
+    form = RunEvaluationForm(request.POST or None, run=run)
+    if request.method == "POST" and form.is_valid():
+        try:
+            evaluation = run_evaluation_create(**form.service_kwargs(), created_by=request.user)
+        except EvalConfigError as error:
+            form.add_error(None, str(error))
+        else:
+            count = evaluation.members.count()
+            messages.success(request, f"{count} evaluation(s) queued for run {run.pk}.")
+            return redirect("evals:run_evaluation", pk=evaluation.pk)
+    return render(
+        request,
+        "evals/run_evaluate.html",
+        {"form": form, "run": run},
+        status=400 if form.errors else 200,
+    )
+
+
+@researcher_required
+def run_evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    evaluation = get_object_or_404(
+        RunEvaluation.objects.select_related("training_run", "dataset", "long_input"), pk=pk
+    )
+    eval_runs = run_evaluations.members(evaluation)
+    active = any(r.is_active for r in eval_runs)
+    done = sum(1 for r in eval_runs if not r.is_active)
+    context: dict[str, Any] = {
+        "evaluation": evaluation,
+        "eval_runs": eval_runs,
+        "active": active,
+        "done": done,
+        "progress": (
+            sum(r.progress if r.is_active else 1.0 for r in eval_runs) / len(eval_runs)
+            if eval_runs else 0.0
+        ),
+    }  # fmt: skip
+    if not request.htmx or not active:
+        table = run_evaluations.run_evaluation_table(evaluation, eval_runs)
+        context["table"] = table
+        context["rows"] = [(row, row.cell_list(table.columns)) for row in table.rows]
+        context["curves"] = [
+            {
+                "title": f"{curve.label}: score per checkpoint (0-100; step 0 = base policy)",
+                "svg": charts.labelled_line_chart(
+                    curve.series, x_label="training step", y_label="score", y_range=(0, 100)
+                ),
+                "benchmark": curve.benchmark,
+            }
+            for curve in run_evaluations.run_evaluation_curves(evaluation, eval_runs)
+        ]
+    if request.htmx:
+        response = render(request, "evals/run_evaluation.html#results", context)
+        if not active:
+            response.status_code = STOP_POLLING
+        return response
+    return render(request, "evals/run_evaluation.html", context)
+
+
+@researcher_required
+def run_evaluation_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    evaluation = get_object_or_404(RunEvaluation, pk=pk)
+    table = run_evaluations.run_evaluation_table(evaluation)
+    return _csv_response(table.csv_rows(), f"run-{evaluation.training_run_id}-evaluation-{pk}.csv")

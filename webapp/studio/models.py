@@ -374,6 +374,9 @@ class Checkpoint(models.Model):
     step = models.PositiveIntegerField()
     path = models.CharField(max_length=1000)
     metadata = models.JSONField(default=dict, blank=True)
+    deleted = models.BooleanField(
+        default=False, help_text="Removed from disk by the run's checkpoint rotation."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -382,6 +385,12 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} checkpoint {self.step}"
+
+    @staticmethod
+    def pinned_q() -> models.Q:
+        """Checkpoints in use: by an evaluation or a human-evaluation system (rotation keeps
+        them)."""
+        return models.Q(eval_runs__isnull=False) | models.Q(system__isnull=False)
 
 
 class AuditLog(models.Model):

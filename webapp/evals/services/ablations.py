@@ -228,7 +228,7 @@ class GridProgress:
 def final_system(run: Run) -> dict[str, Any] | None:
     """How to evaluate a finished run: the model it ended with (``final/``), else its latest
     checkpoint."""
-    checkpoint = Checkpoint.objects.filter(run=run).order_by("-step").first()
+    checkpoint = Checkpoint.objects.filter(run=run, deleted=False).order_by("-step").first()
     final = Path(run.output_dir or "") / "final"
     if (final / "config.json").is_file():
         return {"system_kind": EvalRun.SystemKind.BASE_MODEL, "base_model": str(final)}

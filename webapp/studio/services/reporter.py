@@ -135,6 +135,26 @@ class DjangoReporter:
 
         self._safely(f"checkpoint {checkpoint.step}", write)
 
+    def pinned_steps(self) -> set[int] | None:
+        """Steps of this run's checkpoints that evaluations or campaigns use: the checkpoint
+        rotation keeps them on disk. None when the database cannot say (nothing is deleted)."""
+        try:
+            return set(
+                Checkpoint.objects.filter(run_id=self.run_id)
+                .filter(Checkpoint.pinned_q())
+                .values_list("step", flat=True)
+            )
+        except DatabaseError:
+            log.exception("run %s: could not read pinned checkpoints; keeping all", self.run_id)
+            _drop_broken_connection()
+            return None
+
+    def on_checkpoints_removed(self, steps: Sequence[int]) -> None:
+        def write() -> None:
+            Checkpoint.objects.filter(run_id=self.run_id, step__in=list(steps)).update(deleted=True)
+
+        self._safely(f"{len(steps)} removed checkpoint(s)", write)
+
     def should_stop(self) -> bool:
         if self.lease is not None:
             self.lease.check()  # a lost lease stops the run at once: LeaseLost
