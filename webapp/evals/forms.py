@@ -104,6 +104,19 @@ class EvalRunForm(JudgeFields):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Only splits that exist: those of the dataset given in the link, else of any dataset.
+        instructions = Instruction.objects.all()
+        dataset = self.initial.get("dataset")
+        if dataset and str(dataset).isdigit():
+            instructions = instructions.filter(dataset_id=int(dataset))
+        present = set(instructions.values_list("split", flat=True).distinct())
+        if not self.is_bound:  # a posted split is checked against its dataset in clean()
+            self.fields["split"].choices = [
+                (v, label) for v, label in SPLITS if v == "" or v in present
+            ]
+        self.fields["split"].initial = (
+            Instruction.Split.EVAL if Instruction.Split.EVAL in present or not present else ""
+        )
         self.fields["base_model"].initial = settings.WRITING_RL_POLICY
         self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
         self.fields["judge_model"].initial = settings.WRITING_RL_JUDGE_MODEL
@@ -115,6 +128,21 @@ class EvalRunForm(JudgeFields):
             return check_model(value, "base_model")
         except PathNotAllowed as exc:
             raise forms.ValidationError(exc.message) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        dataset, split = data.get("dataset"), data.get("split")
+        if dataset is not None and split and data.get("benchmark") != Benchmark.LONGBENCH_V2:
+            has = sorted(
+                set(Instruction.objects.filter(dataset=dataset).values_list("split", flat=True))
+            )
+            if split not in has:
+                self.add_error(
+                    "split",
+                    f"dataset {dataset.name!r} has no {split!r} split; it has "
+                    f"{', '.join(has) or 'no instructions'} (or choose every split)",
+                )
+        return data
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -288,6 +288,17 @@ class DatasetUploadForm(forms.Form):
         help_text="JSONL (ours, WritingBench, LongBench-Write) or the authors' verl parquet."
     )
     format = forms.ChoiceField(choices=DATASET_FORMATS, initial="auto")
+    split = forms.ChoiceField(
+        choices=[("train", "train"), ("eval", "eval (held out)"), ("test", "test")],
+        initial="train",
+        required=False,
+        help_text="Where records without a split of their own land (default train).",
+    )
+    eval_fraction = forms.FloatField(
+        required=False, min_value=0.0, max_value=1.0, label="Or hold out a fraction",
+        help_text="e.g. 0.2 sends a seeded 20% of the instructions to eval, the rest to train.",
+    )  # fmt: skip
+    seed = forms.IntegerField(initial=0, required=False, help_text="Seed of the held-out draw.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     def clean_name(self) -> str:

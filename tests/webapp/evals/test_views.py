@@ -202,3 +202,19 @@ def test_the_lenient_extraction_is_labelled_on_every_page_and_export(
     assert label in table.decode() and table.decode().count(label) == 1
     items = b"".join(staff_client.get(f"/evals/{lenient.pk}/results.csv").streaming_content)
     assert label in items.decode()
+
+
+def test_the_new_form_offers_only_splits_that_exist(staff_client: Client) -> None:
+    dataset = make_dataset()
+    make_instruction(dataset, split="train", required_words=100)
+    html = staff_client.get(f"/evals/new/?dataset={dataset.pk}").content.decode()
+    assert '<option value="train"' in html and '<option value="eval"' not in html
+    form = {
+        "benchmark": "longbench_write", "system_kind": "base_model", "base_model": "tiny",
+        "dataset": dataset.pk, "split": "eval", "max_new_tokens": 16, "batch_size": 2,
+        "temperature": 0.0, "iterations": 1, "context_tokens": 2048, "judge_kind": "heuristic",
+    }  # fmt: skip
+    response = staff_client.post("/evals/new/", form)
+    assert response.status_code == 400
+    assert "has no &#x27;eval&#x27; split; it has train" in response.content.decode()
+    assert EvalRun.objects.count() == 0

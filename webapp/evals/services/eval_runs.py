@@ -74,8 +74,12 @@ def eval_run_create(
         if split:
             instructions = instructions.filter(split=split)
         if not instructions.exists():
+            has = sorted(
+                set(Instruction.objects.filter(dataset=dataset).values_list("split", flat=True))
+            )
             raise EvalConfigError(
-                f"dataset {dataset.name!r} has no instruction in split {split or '(any)'!r}"
+                f"dataset {dataset.name!r} has no instruction in split {split or '(any)'!r}; "
+                f"its splits: {', '.join(has) or 'none'}"
             )
         long_input = None
     if benchmark == Benchmark.PAIRWISE:

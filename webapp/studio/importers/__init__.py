@@ -31,6 +31,7 @@ from webapp.studio.importers.verl import is_parquet, parse_verl
 
 __all__ = [
     "FORMATS",
+    "FORMAT_NAMES",
     "ImportLimits",
     "ImportProblem",
     "ParsedDataset",
@@ -42,6 +43,12 @@ __all__ = [
 ]
 
 FORMATS = ("auto", "jsonl", "writingbench", "longbench_write", "verl")
+FORMAT_NAMES = {
+    "jsonl": "our JSONL",
+    "writingbench": "WritingBench",
+    "longbench_write": "LongBench-Write",
+    "verl": "the authors' verl parquet",
+}
 
 
 def detect_format(path: Path) -> str | None:
@@ -127,4 +134,24 @@ def _parse(source: Path, fmt: str, limits: ImportLimits, default_split: str) -> 
     if not parsed.instructions and not parsed.problems:
         parsed.problem(None, "-", "contains no instructions")
     parsed.check_unique_ids()
+    if parsed.problems:
+        _hint_format(source, fmt, parsed)
     return parsed
+
+
+def _hint_format(source: Path, fmt: str, parsed: ParsedDataset) -> None:
+    """When a file fails in the format asked for but looks like another known format, say so
+    first (a wrong format otherwise shows as a problem on every line)."""
+    detected = detect_format(source)
+    if detected is None or detected == fmt:
+        return
+    parsed.problems.insert(
+        0,
+        ImportProblem(
+            None,
+            "format",
+            f"this looks like {FORMAT_NAMES.get(detected, detected)}; try --format {detected} "
+            f"(or choose {FORMAT_NAMES.get(detected, detected)} in the upload form)",
+        ),
+    )
+    parsed.problem_count += 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +90,37 @@ def _spool_upload(uploaded_file: Any, max_bytes: int) -> Path:
 
 
 def dataset_parse(
-    *, path: str | os.PathLike[str], fmt: str = "auto", filename: str | None = None
+    *,
+    path: str | os.PathLike[str],
+    fmt: str = "auto",
+    filename: str | None = None,
+    split: str = "train",
 ) -> ParsedDataset:
-    """Parse a file without writing anything; raises DatasetImportError on any problem."""
+    """Parse a file without writing anything; raises DatasetImportError on any problem.
+    Records that name no split of their own land in ``split``."""
     limits = ImportLimits.from_settings(max_bytes=settings.WRITING_RL_MAX_DATASET_BYTES)
-    parsed = parse_dataset(path, fmt, limits=limits)
+    parsed = parse_dataset(path, fmt, limits=limits, default_split=split)
     if parsed.problems:
         raise DatasetImportError(
             filename or Path(path).name, parsed.problems, parsed.unit, parsed.problem_count
         )
     return parsed
+
+
+def split_by_fraction(instructions: Sequence[Any], eval_fraction: float, seed: int) -> int:
+    """Send ``round(eval_fraction * n)`` of ``instructions`` (at least one, at most n - 1 when
+    n > 1), drawn with ``seed``, to ``eval`` and the rest to ``train``. The draw depends only
+    on the seed and the instructions' ids, not on their order in the file. Returns how many
+    went to eval."""
+    ordered = sorted(instructions, key=lambda item: str(item.external_id))
+    count = len(ordered)
+    chosen = round(eval_fraction * count)
+    if count > 1:
+        chosen = min(max(chosen, 1), count - 1)
+    picked = set(random.Random(seed).sample(range(count), chosen))
+    for index, item in enumerate(ordered):
+        item.split = "eval" if index in picked else "train"
+    return chosen
 
 
 @transaction.atomic
@@ -110,12 +132,17 @@ def dataset_import(
     fmt: str = "auto",
     user: Any = None,
     description: str = "",
+    split: str = "train",
+    eval_fraction: float | None = None,
+    seed: int = 0,
 ) -> Dataset:
     """Create a dataset named ``name`` from a file on disk (``path``) or an upload.
 
     Every instruction and reference is written in one transaction, only if the whole file is
     clean; otherwise :class:`DatasetImportError` lists every problem and nothing changes.
-    References keep their order from the file as tiers (0 = weakest).
+    References keep their order from the file as tiers (0 = weakest). Records that name no
+    split of their own land in ``split``; ``eval_fraction`` instead sends that share of the
+    instructions (rounded, drawn with ``seed``) to ``eval`` and the rest to ``train``.
     """
     if (path is None) == (uploaded_file is None):
         raise ValueError("give exactly one of path and uploaded_file")
@@ -130,6 +157,14 @@ def dataset_import(
         early.append(ImportProblem(None, "name", f"a dataset named {name!r} exists already"))
     if fmt not in FORMATS:
         early.append(ImportProblem(None, "format", f"must be one of {', '.join(FORMATS)}"))
+    if split not in Instruction.Split.values:
+        early.append(
+            ImportProblem(None, "split", f"must be one of {', '.join(Instruction.Split.values)}")
+        )
+    if eval_fraction is not None and not 0.0 < eval_fraction < 1.0:
+        early.append(
+            ImportProblem(None, "eval_fraction", f"must be between 0 and 1, got {eval_fraction}")
+        )
     if early:
         raise DatasetImportError(filename, early)
 
@@ -137,10 +172,12 @@ def dataset_import(
     if uploaded_file is not None:
         spooled = _spool_upload(uploaded_file, settings.WRITING_RL_MAX_DATASET_BYTES)
     try:
-        parsed = dataset_parse(path=spooled or path, fmt=fmt, filename=filename)
+        parsed = dataset_parse(path=spooled or path, fmt=fmt, filename=filename, split=split)
     finally:
         if spooled is not None:
             spooled.unlink(missing_ok=True)
+    if eval_fraction is not None:
+        split_by_fraction(parsed.instructions, eval_fraction, seed)
 
     dataset = Dataset.objects.create(
         name=name,

@@ -49,6 +49,9 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
                     fmt=form.cleaned_data["format"],
                     description=form.cleaned_data["description"],
                     user=request.user,
+                    split=form.cleaned_data.get("split") or "train",
+                    eval_fraction=form.cleaned_data.get("eval_fraction") or None,
+                    seed=form.cleaned_data.get("seed") or 0,
                 )
             except DatasetImportError as exc:
                 failure = exc
