@@ -150,3 +150,28 @@ def test_the_command_launches_it_and_names_bad_input(trained_run) -> None:
                      "--checkpoints", "20")  # fmt: skip
     with pytest.raises(CommandError, match="unknown benchmark"):
         call_command("evaluate_run", str(trained_run.pk), "--benchmarks", "essays")
+
+
+def test_the_studio_rotation_keeps_pinned_checkpoints(trained_run, tmp_path) -> None:
+    from rl_engine.training import CheckpointInfo
+
+    run_dir = tmp_path / "run"
+    for step in (10, 20, 30):
+        folder = run_dir / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "curriculum.json").write_text("{}")
+        Checkpoint.objects.filter(run=trained_run, step=step).update(
+            path=str(folder), deleted=False
+        )
+    run_evaluation_create(
+        run=trained_run, benchmarks=["longbench_write"], checkpoints="10", enqueue=False
+    )
+    attempt = tmp_path / "attempt" / "checkpoint-40"
+    attempt.mkdir(parents=True)
+    (attempt / "curriculum.json").write_text("{}")
+    reporter = DjangoReporter(trained_run, run_dir=str(run_dir), keep_checkpoints=1)
+    reporter.on_checkpoint(CheckpointInfo(step=40, path=str(attempt)))
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint-10", "checkpoint-40"]
+    deleted = Checkpoint.objects.filter(run=trained_run, deleted=True)
+    assert sorted(deleted.values_list("step", flat=True)) == [20, 30]
+    assert [c.step for c in resolve_checkpoints(trained_run, "all")] == [10, 40]

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from rl_engine.curriculum import Transition
 from rl_engine.training import CheckpointInfo, JudgeWait, JudgmentRecord, StepMetrics
+from rl_engine.training.checkpoint import checkpoint_step
 from webapp.studio.models import Checkpoint, Run, StepMetric
 from webapp.studio.services.judgments import judgments_store
 from webapp.studio.services.leases import Lease
@@ -131,7 +132,16 @@ class DjangoReporter:
                 defaults={"path": path, "metadata": {"samples": len(checkpoint.tiers)}},
             )
             if self.run_dir is not None:
-                run_files.rotate(self.run_dir, self.keep_checkpoints, protect=set())
+                # Checkpoints that evaluations or campaigns use are never rotated away; the
+                # ones deleted are marked so that no form offers them again.
+                pinned = Checkpoint.objects.filter(run_id=self.run_id).filter(Checkpoint.pinned_q())
+                protect = {str(path) for path in pinned.values_list("path", flat=True)}
+                removed = run_files.rotate(self.run_dir, self.keep_checkpoints, protect=protect)
+                steps = [s for s in (checkpoint_step(p) for p in removed) if s is not None]
+                if steps:
+                    Checkpoint.objects.filter(run_id=self.run_id, step__in=steps).update(
+                        deleted=True
+                    )
 
         self._safely(f"checkpoint {checkpoint.step}", write)
 
