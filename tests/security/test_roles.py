@@ -23,11 +23,12 @@ RESEARCHER_NAMESPACES = ("studio:", "evals:")
 RESEARCHER_ONLY = {
     f"annotation:{name}"
     for name in (
-        "campaign_new", "campaign", "results", "judge", "export_votes", "export_preferences",
+        "campaign_new", "campaign", "results", "judge", "export_votes", "export_votes_csv",
+        "export_preferences",
     )
 }  # fmt: skip
 ANNOTATOR = {"home", "annotation:queue", "annotation:work", "annotation:assignment",
-             "annotation:vote"}  # fmt: skip
+             "annotation:vote", "annotation:undo"}  # fmt: skip
 PUBLIC = {"login", "logout", "ops:healthz"}
 TOKEN_ONLY = {
     "ops:metrics",
