@@ -290,3 +290,12 @@ def test_a_replayed_outcomes_call_changes_nothing(client: Client, api_run: Any) 
         ).json()
         == tiers_after_first
     )
+
+
+def test_the_internal_api_refuses_nul_characters(client: Client, api_run: Any) -> None:
+    # PostgreSQL text cannot hold U+0000: refused with the field, not a 500 from the database.
+    raw = json.dumps({"judgments": [_judgment(api_run.sample_id(0), rollout="a\x00b")]})
+    response = _post(client, api_run.run, "judgments", raw)
+    assert response.status_code == 400
+    assert "judgments[0].rollout: contains a NUL character" in response.json()["error"]
+    assert not Judgment.objects.exists()
