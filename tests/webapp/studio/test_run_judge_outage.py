@@ -15,8 +15,8 @@ from rl_engine.testing import ChatCall, FakeOpenAIServer
 from rl_engine.training import JudgeOutagePolicy
 from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
-from webapp.studio.models import Judgment, Run
-from webapp.studio.services.runs import run_claim, run_create
+from webapp.studio.models import AuditLog, Judgment, Run
+from webapp.studio.services.runs import run_claim, run_create, run_resume
 from workers.tasks.training import execute_run
 
 pytestmark = pytest.mark.django_db
@@ -54,23 +54,33 @@ def train(settings: Any, tmp_path: Path, policy_path: Path, server: FakeOpenAISe
     return run
 
 
-def test_a_run_whose_judge_stops_answering_fails_with_the_reason_and_keeps_its_checkpoint(
+def test_a_run_whose_judge_stops_answering_fails_with_the_reason_and_can_be_resumed(
     settings: Any, tmp_path: Path, tiny_policy: Path
 ) -> None:
     # Step 1 is judged; from step 2 on the judge never gives a verdict.
     broken = range(ROLLOUTS_PER_STEP, 10_000)
     with FakeOpenAIServer(latency_s=0.0, policy=answers(broken)) as server:
         run = train(settings, tmp_path, tiny_policy, server, budget_s=0)
-    assert run.status == Run.Status.FAILED
-    assert run.error.startswith("waiting for judge: step 2: the judge gave no usable verdict")
-    assert "no [[A]]/[[B]]/[[C]] verdict" in run.error and "Traceback" not in run.error
-    assert run.judge_wait == {}
-    (checkpoint,) = run.checkpoints.all()
-    assert checkpoint.step == 1 and Path(checkpoint.path).is_dir()  # to resume from
-    # Only step 1's judgments were stored, all with a verdict.
-    rows = Judgment.objects.filter(run=run)
-    assert rows.count() == ROLLOUTS_PER_STEP
-    assert set(rows.values_list("verdict", "order_verdict", "step")) == {("win", "B", 1)}
+        assert run.status == Run.Status.FAILED
+        assert run.error.startswith("waiting for judge: step 2: the judge gave no usable verdict")
+        assert "no [[A]]/[[B]]/[[C]] verdict" in run.error and "Traceback" not in run.error
+        assert run.judge_wait == {}
+        (checkpoint,) = run.checkpoints.all()
+        assert checkpoint.step == 1 and Path(checkpoint.path).is_dir()  # to resume from
+        rows = Judgment.objects.filter(run=run)  # step 1's only, all with a verdict
+        assert set(rows.values_list("step", "verdict", "order_verdict")) == {(1, "win", "B")}
+
+        # The judge is fixed; the run resumes from its checkpoint and finishes.
+        server.policy = answers(range(0))
+        run_resume(run=run)
+        assert run_claim(run.pk, worker="me")
+        execute_run(run.pk, worker="me")
+    run.refresh_from_db()
+    assert (run.status, run.current_step, run.error) == ("succeeded", 2, "")
+    assert sorted(Judgment.objects.filter(run=run).values_list("step", flat=True)) == (
+        [1] * ROLLOUTS_PER_STEP + [2] * ROLLOUTS_PER_STEP
+    )
+    assert AuditLog.objects.get(run=run, action="run_resume").details["from_step"] == 1
 
 
 def test_an_outage_shorter_than_the_budget_loses_no_step(

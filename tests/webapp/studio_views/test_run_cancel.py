@@ -35,3 +35,27 @@ def test_it_leaves_a_finished_run_alone(staff_client: Client) -> None:
 def test_it_refuses_get(staff_client: Client) -> None:
     run = make_run(make_dataset(), steps=1)
     assert staff_client.get(f"/studio/runs/{run.pk}/cancel/").status_code == 405
+
+
+def test_an_ended_run_is_resumed_and_a_running_one_is_not(staff_client: Client) -> None:
+    failed = make_run(make_dataset("f"), name="failed", status=Run.Status.FAILED)
+    Run.objects.filter(pk=failed.pk).update(error="judge down", judge_wait={"step": 3})
+    html = staff_client.get(f"/studio/runs/{failed.pk}/").content.decode()
+    assert f'action="/studio/runs/{failed.pk}/resume/"' in html
+    response = staff_client.post(f"/studio/runs/{failed.pk}/resume/")
+    assert response.status_code == 302
+    failed.refresh_from_db()
+    assert (failed.status, failed.error, failed.judge_wait, failed.finished_at) == (
+        "queued",
+        "",
+        {},
+        None,
+    )
+    entry = AuditLog.objects.get(run=failed, action="run_resume")
+    assert entry.details["status_before"] == "failed" and entry.details["error_before"]
+    running = make_run(make_dataset("r"), name="running")
+    assert 'resume/"' not in staff_client.get(f"/studio/runs/{running.pk}/").content.decode()
+    staff_client.post(f"/studio/runs/{running.pk}/resume/")
+    running.refresh_from_db()
+    assert running.status == "running"
+    assert not AuditLog.objects.filter(run=running, action="run_resume").exists()

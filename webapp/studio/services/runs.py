@@ -254,6 +254,32 @@ def run_cancel(*, run: Run, user: Any = None) -> Run:
     return run
 
 
+@transaction.atomic
+def run_resume(*, run: Run, user: Any = None) -> Run:
+    """Queue a failed or cancelled run again: the worker that claims it rolls it back to its
+    last complete checkpoint and trains on from there (from the start without one). Other
+    runs are left as they are."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED):
+        return run
+    before, error = run.status, run.error
+    last = run.checkpoints.order_by("-step").values_list("step", flat=True).first()
+    run.status = Run.Status.QUEUED
+    run.error = ""
+    run.cancel_requested = False
+    run.finished_at = None
+    run.judge_wait = {}
+    run.save(update_fields=["status", "error", "cancel_requested", "finished_at", "judge_wait"])
+    AuditLog.objects.create(
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        action="run_resume",
+        run=run,
+        details={"status_before": before, "error_before": error[-1000:], "from_step": last or 0},
+    )
+    run_enqueue(run=run)
+    return run
+
+
 class LiveReferences(list[str]):
     """One instruction's references by tier, as the engine reads them, that also finds a tier
     added while the run trains (a researcher adding a stronger reference mid-run): an index

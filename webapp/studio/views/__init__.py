@@ -17,7 +17,14 @@ from webapp.studio.views.progression import (
 )
 from webapp.studio.views.run_compare import run_compare
 from webapp.studio.views.run_metrics import run_metrics_csv, run_metrics_json
-from webapp.studio.views.runs import dashboard, run_cancel, run_detail, run_list, run_new
+from webapp.studio.views.runs import (
+    dashboard,
+    run_cancel,
+    run_detail,
+    run_list,
+    run_new,
+    run_resume,
+)
 
 __all__ = [
     "dashboard",
@@ -33,6 +40,7 @@ __all__ = [
     "run_metrics_csv",
     "run_metrics_json",
     "run_new",
+    "run_resume",
     "sample_add_reference",
     "sample_detail",
     "sample_list",

@@ -23,6 +23,7 @@ from webapp.studio.permissions import researcher_required
 from webapp.studio.run_page import ChartSettings, checkpoint_rows, config_sections
 from webapp.studio.services.runs import RunConfigError, run_create
 from webapp.studio.services.runs import run_cancel as run_cancel_service
+from webapp.studio.services.runs import run_resume as run_resume_service
 from webapp.studio.views.common import paginate, query_without_page
 
 # htmx stops polling an element whose response has this status, 286 (and still swaps it in).
@@ -155,4 +156,18 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Cancellation of {run.name!r} requested.")
     else:
         messages.info(request, f"Run {run.name!r} already ended ({run.status}).")
+    return redirect("studio:run_detail", pk=run.pk)
+
+
+@researcher_required
+@require_POST
+def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(Run, pk=pk)
+    if run.status in (Run.Status.FAILED, Run.Status.CANCELLED):
+        run_resume_service(run=run, user=request.user)
+        messages.success(
+            request, f"{run.name!r} queued again; it resumes from its last checkpoint."
+        )
+    else:
+        messages.info(request, f"Run {run.name!r} is {run.status}; only an ended run is resumed.")
     return redirect("studio:run_detail", pk=run.pk)
