@@ -1,0 +1,96 @@
+"""Evaluations on the job lifecycle: each phase is claimed with a lease; a phase whose worker
+was taken over stores nothing; a resumed generation writes only the missing responses; the
+sweep sends the judging phase of a handed-over run whose message was lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from tests.webapp.evals.factories import make_dataset, make_instruction
+from webapp.evals.models import EvalItemResult, EvalRun
+from webapp.evals.services import execution
+from webapp.evals.services.eval_runs import eval_run_create
+from webapp.evals.services.execution import eval_run_generate, eval_run_judge
+from webapp.evals.services.jobs import EVAL_JUDGE_KIND
+from webapp.studio.models import AuditLog, Instruction
+from webapp.studio.services.leases import STALE_AFTER, LeaseLost, lease_claim, sweep_kind
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def evaluation(tiny_policy: Path, count: int = 3) -> EvalRun:
+    dataset = make_dataset()
+    for i in range(count):
+        make_instruction(dataset, prompt=f"Write {50 + i} words on tea.", required_words=50 + i)
+    make_instruction(dataset, prompt="Training only.", split=Instruction.Split.TRAIN)
+    return eval_run_create(
+        benchmark="longbench_write", system_kind="base_model", base_model=str(tiny_policy),
+        dataset=dataset, split="eval", settings={"max_new_tokens": 4, "batch_size": 1},
+        judge={"kind": "heuristic"}, enqueue=False,
+    )  # fmt: skip
+
+
+def test_a_resumed_generation_writes_only_the_missing_responses(
+    tiny_policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eval_run = evaluation(tiny_policy)
+    first = lease_claim(EvalRun, eval_run.pk, worker="lost", **execution.GENERATE_PHASE)
+    assert first is not None
+    # The lost worker had stored the first item's response.
+    item = Instruction.objects.filter(split="eval").order_by("id").first()
+    assert item is not None
+    EvalItemResult.objects.create(
+        eval_run=eval_run, item_id=str(item.pk), instruction=item, response="kept", iteration=0
+    )
+    EvalRun.objects.filter(pk=eval_run.pk).update(heartbeat_at=timezone.now() - 2 * STALE_AFTER)
+    asked: list[str] = []
+    real = execution.generate_responses
+
+    def counting(items: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.extend(i.item_id for i in items)
+        return real(items, *args, **kwargs)
+
+    monkeypatch.setattr(execution, "generate_responses", counting)
+    assert eval_run_generate(eval_run.pk, worker="rescuer")
+    eval_run.refresh_from_db()
+    assert (eval_run.status, eval_run.epoch, eval_run.claimed_by) == ("judging", 2, "")
+    assert str(item.pk) not in asked and len(asked) == 2
+    assert EvalItemResult.objects.get(eval_run=eval_run, item_id=str(item.pk)).response == "kept"
+    assert eval_run_judge(eval_run.pk, worker="judge")
+    eval_run.refresh_from_db()
+    assert eval_run.status == EvalRun.Status.SUCCEEDED and eval_run.epoch == 3
+
+
+def test_a_judging_phase_taken_over_stores_nothing(tiny_policy: Path) -> None:
+    eval_run = evaluation(tiny_policy, count=1)
+    assert eval_run_generate(eval_run.pk, worker="gen")
+    old = lease_claim(EvalRun, eval_run.pk, worker="old", **execution.JUDGE_PHASE)
+    assert old is not None
+    EvalRun.objects.filter(pk=eval_run.pk).update(heartbeat_at=timezone.now() - 2 * STALE_AFTER)
+    assert eval_run_judge(eval_run.pk, worker="new")
+    with pytest.raises(LeaseLost):
+        old.update(progress=0.7)
+    assert not old.finish(EvalRun.Status.FAILED, error="stale")
+    eval_run.refresh_from_db()
+    assert eval_run.status == EvalRun.Status.SUCCEEDED and eval_run.error == ""
+
+
+def test_the_sweep_sends_the_judging_of_a_handed_over_run_whose_message_was_lost(
+    tiny_policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.tasks.evaluation import judge_eval_run
+
+    sent: list[int] = []
+    monkeypatch.setattr(judge_eval_run, "apply_async", lambda args, **_: sent.append(args[0]))
+    eval_run = evaluation(tiny_policy, count=1)
+    assert eval_run_generate(eval_run.pk, worker="gen")  # handed over; its send never happened
+    later = timezone.now() + timedelta(minutes=1)
+    assert sweep_kind(EVAL_JUDGE_KIND, now=later).resent == [eval_run.pk]
+    assert sent == [eval_run.pk]
+    assert AuditLog.objects.get(action="eval_resend").details["eval_run"] == eval_run.pk
+    assert sweep_kind(EVAL_JUDGE_KIND, now=later).resent == []  # sent: left alone
