@@ -26,7 +26,7 @@ wait_a_little() {
 cleanup() {
   trap - INT TERM EXIT
   echo
-  echo "Stopping web server and worker..."
+  echo "Stopping web server and workers..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # TERM lets the worker finish its task: fine for a short job, but a run would go on to its
   # last step. After a few seconds the worker stops cold (SIGQUIT: its task's process ends,
@@ -39,12 +39,17 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-# One task at a time, each in a fresh child process (as a GPU worker runs): a cold stop ends
-# the child and leaves the worker's own state clean. -B: this worker also runs beat (a run
-# or job whose worker was lost is sent again); a deployment runs one beat of its own.
-"$BIN/celery" -A workers worker -Q gpu,judge,default --pool=prefork --concurrency=1 \
+# The GPU worker: one task at a time, each in a fresh child process: a cold stop ends the
+# child and leaves the worker's own state clean. -B: it also runs beat (the sweep sends again
+# any job whose worker or message was lost); a deployment runs one beat of its own.
+"$BIN/celery" -A workers worker -Q gpu --pool=prefork --concurrency=1 \
   --max-tasks-per-child=1 --loglevel=INFO -B --without-gossip --without-mingle \
-  --hostname "demo@%h" &
+  --hostname "demo-gpu@%h" &
+pids+=($!)
+# A second worker for the judge and default queues (grading, judging, selection, tier
+# ordering, evaluation judging, the sweep itself), so they never wait behind a training run.
+"$BIN/celery" -A workers worker -Q judge,default --pool=prefork --concurrency=2 \
+  --loglevel=INFO --without-gossip --without-mingle --hostname "demo-judge@%h" &
 pids+=($!)
 "$PY" manage.py runserver --noreload "$HOST:$PORT" &
 pids+=($!)
@@ -60,5 +65,5 @@ if "$PY" manage.py help demo_launch >/dev/null 2>&1; then
   "$PY" manage.py demo_launch
 fi
 echo
-echo "Writing-RL Studio is running at http://$HOST:$PORT/  (Ctrl-C stops web and worker)"
+echo "Writing-RL Studio is running at http://$HOST:$PORT/  (Ctrl-C stops web and workers)"
 wait -n "${pids[@]}"
