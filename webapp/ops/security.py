@@ -31,6 +31,7 @@ MASK = "********"
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
 # Environment variables whose values are secrets by their name.
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASS|CREDENTIAL)", re.IGNORECASE)
+_NOT_SECRET_SUFFIXES = ("_ENV", "_PATH", "_FILE", "_DIR")
 # Shorter values are not worth hiding (and would blank ordinary words).
 _MIN_SECRET_LEN = 8
 
@@ -43,7 +44,8 @@ def secret_values() -> list[str]:
         if isinstance(value, str):
             values.add(value)
     for name, value in os.environ.items():
-        if _SECRET_NAME.search(name):
+        # ..._API_KEY_ENV holds a variable's name, ..._PATH / _FILE / _DIR a location.
+        if _SECRET_NAME.search(name) and not name.endswith(_NOT_SECRET_SUFFIXES):
             values.add(value)
     return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
 
