@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import statistics
@@ -292,12 +291,13 @@ def plan(args: argparse.Namespace, prep: dict[str, Any], step_s: float) -> dict[
     }  # fmt: skip
 
 
-def print_plan(p: dict[str, Any]) -> None:
+def print_plan(p: dict[str, Any], train: dict[str, Any]) -> None:
     say("plan:")
     print(f"  arms ({len(p['arms'])}): " + "; ".join(" · ".join(a) for a in p["arms"]))
     print(f"  seeds per arm: {p['seeds']}  ->  {p['runs']} training runs")
     print(f"  steps per run: {p['steps']} at ~{p['step_s']:.1f} s/step "
-          f"(2 prompts x 4 rollouts x {TRAIN['max_completion_tokens']} tokens)")  # fmt: skip
+          f"({train['prompts_per_step']} prompts x {train['num_generations']} rollouts x "
+          f"{train['max_completion_tokens']} tokens)")  # fmt: skip
     print(f"  evaluations: {p['runs'] + 1} (base policy + every final model), "
           f"~{p['eval_s']:.0f} s each, {p['eval_tokens']} new tokens per answer")  # fmt: skip
     print(f"  estimated total: {p['estimated_s'] / 60:.0f} min "
@@ -334,7 +334,7 @@ def main() -> None:
     say("timing a short training pass")
     step_s = time_training(train, prep["dataset"], steps=2 if args.smoke else 3)
     p = plan(args, prep, step_s)
-    print_plan(p)
+    print_plan(p, train)
     if p["steps"] < (1 if args.smoke else args.min_steps):
         raise SystemExit(
             f"the budget allows only {p['steps']} steps per run (< --min-steps "
@@ -362,14 +362,8 @@ def main() -> None:
     config_path.write_text(json.dumps(config, indent=2))
     say(f"launching: manage.py run_ablation --config {config_path} --inline")
     out = Path(args.out)
-    output = io.StringIO()
     started = time.perf_counter()
-    try:
-        call_command(
-            "run_ablation", config=str(config_path), inline=True, csv=str(out), stdout=output
-        )
-    finally:
-        print(output.getvalue(), flush=True)
+    call_command("run_ablation", config=str(config_path), inline=True, csv=str(out))
     grid_s = time.perf_counter() - started
     total_s = time.perf_counter() - wall
     rows = list(csv.reader(out.open(encoding="utf-8")))

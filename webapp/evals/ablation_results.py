@@ -9,6 +9,7 @@ with a learning signal (:mod:`webapp.studio.learning_signal`), steps and wall ti
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,9 +141,9 @@ def ablation_results(grid: AblationGrid) -> StudyTable:
                 reward=members[0].reward,
                 curriculum=members[0].curriculum,
                 seeds=[c.seed for c in members],
-                metric=t_interval(metric, CONFIDENCE),
-                heuristic=t_interval([c.get("heuristic_score") for c in compared], CONFIDENCE),
-                win_rate=t_interval([c.get("adjusted_win_rate") for c in compared], CONFIDENCE),
+                metric=_interval(metric, 0.0, 100.0),
+                heuristic=_interval([c.get("heuristic_score") for c in compared], 0.0, 100.0),
+                win_rate=_interval([c.get("adjusted_win_rate") for c in compared], 0.0, 1.0),
                 system_first=_mean([c.get("system_first_win_rate") for c in compared]),
                 system_second=_mean([c.get("system_second_win_rate") for c in compared]),
                 signal_share=_mean([_number(s) for s in shares]),
@@ -160,6 +161,15 @@ def ablation_results(grid: AblationGrid) -> StudyTable:
             base["metric"] = _number((base_run.aggregates or {}).get(key))
             base["heuristic"] = _base_heuristic(base_run)
     return StudyTable(label, rows, base)
+
+
+def _interval(values: list[float | None], low: float, high: float) -> MeanInterval:
+    """The t-interval of ``values``, its ends clipped to the metric's range [low, high] (with
+    few seeds a t-interval easily reaches past what the metric can take)."""
+    found = t_interval(values, CONFIDENCE)
+    if found.low is None or found.high is None:
+        return found
+    return dataclasses.replace(found, low=max(found.low, low), high=min(found.high, high))
 
 
 def _number(value: Any) -> float | None:

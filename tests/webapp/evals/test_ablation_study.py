@@ -86,7 +86,7 @@ def test_a_two_arm_two_seed_study_runs_end_to_end(
         assert row.metric.mean is not None and row.metric.low is not None
         assert row.metric.low <= row.metric.mean <= row.metric.high
         assert row.win_rate.n == 2 and row.win_rate.low is not None
-        assert 0.0 <= row.win_rate.mean <= 1.0
+        assert 0.0 <= row.win_rate.low <= row.win_rate.mean <= row.win_rate.high <= 1.0
         assert row.system_first is not None and row.system_second is not None
         assert row.heuristic.n == 2 and row.steps == 2.0 and row.wall_s is not None
         assert row.signal_share is not None and 0.0 <= row.signal_share <= 1.0

@@ -127,9 +127,11 @@ def compare_with_base(
     rate = pairwise_win_rate(first, second)
 
     def order_rate(verdicts: list[Any], winning: str) -> float | None:
+        # One order's win rate, ties counting half as in the combined rate.
         valid = [str(getattr(v, "value", v)).upper() for v in verdicts]
         valid = [v for v in valid if v != "INVALID"]
-        return sum(1 for v in valid if v == winning) / len(valid) if valid else None
+        points = sum(1.0 if v == winning else 0.5 if v == "TIE" else 0.0 for v in valid)
+        return points / len(valid) if valid else None
 
     errors = sorted({str(j.error) for j in judgments if getattr(j, "error", None)})
     scorer = HeuristicJudge()
