@@ -345,9 +345,12 @@ def ablation_grid_execute(
         note(f"base policy evaluated: {base.status} ({time.perf_counter() - started:.0f} s)")
     cells = list(grid.cells.select_related("run").order_by("id"))
     for index, cell in enumerate(cells, start=1):
-        if cell.run.status == Run.Status.QUEUED and run_claim(cell.run_id, worker=worker):
+        lease = (
+            run_claim(cell.run_id, worker=worker) if cell.run.status == Run.Status.QUEUED else None
+        )
+        if lease:
             started = time.perf_counter()
-            outcome = execute_run(cell.run_id, worker=worker)
+            outcome = execute_run(cell.run_id, worker=worker, lease=lease)
             note(
                 f"[{index}/{len(cells)}] {cell.seed_label}: training {outcome['status']} "
                 f"({time.perf_counter() - started:.0f} s)"
