@@ -9,8 +9,13 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# llama.cpp's OpenAI-compatible server for tests/integration (its own virtualenv: it builds
+# llama.cpp from source, ~15 min on 2 cores the first time; pip's wheel cache makes later
+# builds instant).
+LLAMA_VENV ?= var/llama-venv
+LLAMA_SPEC ?= llama-cpp-python[server]==0.3.36
 
-.PHONY: help install demo test lint format typecheck check-layering clean-demo web worker bench-judge bench-train-cpu bench-curriculum bench-web bench-annotation bench-eval compose-config docker-lint docker-build verl-venv bench-internal-api
+.PHONY: help install demo test lint format typecheck check-layering clean-demo web worker bench-judge bench-train-cpu bench-curriculum bench-web bench-annotation bench-eval compose-config docker-lint docker-build verl-venv llama-venv bench-internal-api
 
 help:
 	@echo "make demo    set up everything and start web + worker with a live Writing-RL run"
@@ -87,3 +92,14 @@ docker-build:
 # The verl virtualenv of the reward-hook contract test (var/verl-venv).
 verl-venv: install
 	$(BIN)/python -m tests.verl_plugin.verl_venv
+
+# The llama.cpp server of the integration tests (tests/integration; WRITING_RL_LLAMA_PYTHON
+# may name another interpreter that can import llama_cpp.server).
+$(LLAMA_VENV)/.installed:
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLAMA_VENV)/bin/pip install --quiet '$(LLAMA_SPEC)'
+	$(LLAMA_VENV)/bin/python -c "import llama_cpp.server"
+	@touch $@
+
+llama-venv: $(LLAMA_VENV)/.installed

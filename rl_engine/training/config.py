@@ -110,6 +110,35 @@ class TrainConfig:
             "resumed. Retries back off from 5 s to 60 s; 0 fails at the first such step."
         ),
     )
+    judge_check_pairs: int = field(
+        default=8,
+        metadata=_help(
+            "Before training, the judge is checked on this many reference pairs of two "
+            "different tiers, each judged in both orders (0 skips the check; at most 200). "
+            "The report is kept and shown on the run page."
+        ),
+    )
+    judge_check_min_parse_rate: float = field(
+        default=0.8,
+        metadata=_help(
+            "The run refuses to start when fewer of the check's judgments than this share "
+            "(0..1) gave a verdict ([[A]], [[B]] or a tie)."
+        ),
+    )
+    judge_check_min_consistency: float = field(
+        default=0.6,
+        metadata=_help(
+            "The run refuses to start when fewer of the check's pairs than this share (0..1) "
+            "got the same winner in both orders: a judge that always answers 'A' scores 0."
+        ),
+    )
+    judge_check_override: bool = field(
+        default=False,
+        metadata=_help(
+            "Train even when the judge check fails (the report is still kept; the override is "
+            "recorded in the audit log)."
+        ),
+    )
     reward_kind: str = field(
         default="pairwise",
         metadata=_help(
@@ -346,6 +375,16 @@ class TrainConfig:
             raise ValueError(
                 "TrainConfig.judge_outage_budget_s must be seconds >= 0 (e.g. 600); got "
                 f"{self.judge_outage_budget_s!r}"
+            )
+        for name in ("judge_check_min_parse_rate", "judge_check_min_consistency"):
+            share = getattr(self, name)
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+                raise ValueError(f"TrainConfig.{name} must be a share in [0, 1]; got {share!r}")
+        pairs = self.judge_check_pairs
+        if not isinstance(pairs, int) or isinstance(pairs, bool) or not 0 <= pairs <= 200:
+            raise ValueError(
+                "TrainConfig.judge_check_pairs must be an integer in [0, 200] (0 skips the "
+                f"check); got {self.judge_check_pairs!r}"
             )
         if self.temperature <= 0:
             raise ValueError(

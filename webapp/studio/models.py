@@ -471,3 +471,35 @@ class PipelineJob(WorkerLease):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.dataset_id} ({self.status})"
+
+
+class JudgeCheck(models.Model):
+    """One judge check's report (``rl_engine.judging.check.JudgeCheckReport.to_dict()``):
+    a judge asked about reference pairs of known order, in both orders. Every check is kept —
+    those run before a run starts (``run`` set) and those asked for from the dataset page or
+    ``manage.py judge_check``."""
+
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.SET_NULL, related_name="judge_checks"
+    )
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="judge_checks"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    judge = models.CharField(max_length=300, help_text="The judge's name (endpoint and model).")
+    judge_spec = models.JSONField(default=dict, blank=True)
+    passed = models.BooleanField(default=False)
+    parse_rate = models.FloatField(null=True, blank=True)
+    position_consistency = models.FloatField(null=True, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, help_text="Why the check could not run at all.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        outcome = "passed" if self.passed else "failed"
+        return f"judge check {self.pk} of {self.judge} ({outcome})"

@@ -102,6 +102,7 @@ def execute_run(
     from webapp.studio.paths import check_train_config
     from webapp.studio.services import run_files
     from webapp.studio.services.curriculum_store import DjangoCurriculumStore
+    from webapp.studio.services.judge_check import judge_check_before_run
     from webapp.studio.services.leases import LeaseLost, lease_of
     from webapp.studio.services.reporter import DjangoReporter
     from webapp.studio.services.runs import run_finish, run_training_instructions
@@ -117,6 +118,12 @@ def execute_run(
         with lease.heartbeat():
             # Again here: the stored config may have been edited since the web app checked it.
             check_train_config(config)
+            # Before the first step: a judge under the run's thresholds refuses the run.
+            refused = judge_check_before_run(run=run, config=config)
+            if refused:
+                run_finish(run_id=run_id, status=Run.Status.FAILED, error=refused, lease=lease)
+                log.warning("run %s: %s", run_id, refused)
+                return {"run": run_id, "claimed": True, "status": "failed", "error": refused}
             store = DjangoCurriculumStore(run, lease=lease)
             resumed_at = _roll_back_to_checkpoint(run_id, run_dir, store, lease)
             reporter: Any = DjangoReporter(

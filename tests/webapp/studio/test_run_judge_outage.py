@@ -46,7 +46,10 @@ def train(settings: Any, tmp_path: Path, policy_path: Path, server: FakeOpenAISe
         make_instruction(dataset, references=2)
     judge = {"kind": "openai", "base_url": server.base_url, "model": "judge", "api_key_env": "",
              "max_retries": 0, "max_reasks": 0, "hedge": False, "timeout_s": 10}  # fmt: skip
-    config = tiny_config(policy_path, judge=judge, judge_outage_budget_s=budget_s)
+    # The trainer's own outage handling is under test: no judge check before the run.
+    config = tiny_config(
+        policy_path, judge=judge, judge_outage_budget_s=budget_s, judge_check_pairs=0
+    )
     run = run_create(name="judged", dataset=dataset, config=config, enqueue=False)
     assert run_claim(run.pk, worker="me")
     execute_run(run.pk, worker="me")

@@ -126,6 +126,13 @@ def run_create(
     run.output_dir = str(output_dir)
     run.save(update_fields=["config", "output_dir"])
     curriculum_initialize(run=run, num_tiers=samples)
+    if train_config.judge_check_override:
+        AuditLog.objects.create(
+            actor=run.owner,
+            action="judge_check_override",
+            run=run,
+            details={"judge_check_pairs": train_config.judge_check_pairs},
+        )
     if enqueue:
         run_enqueue(run=run)
     return run

@@ -9,6 +9,7 @@ from webapp.studio.views.datasets import (
     selection_detail,
     selection_new,
 )
+from webapp.studio.views.judge_checks import judge_check_detail, judge_check_new
 from webapp.studio.views.progression import (
     sample_add_reference,
     sample_detail,
@@ -33,6 +34,8 @@ __all__ = [
     "dataset_upload",
     "job_cancel",
     "job_new",
+    "judge_check_detail",
+    "judge_check_new",
     "run_cancel",
     "run_compare",
     "run_detail",

@@ -25,6 +25,7 @@ from webapp.studio.services.pipeline import job_cancel as job_cancel_service
 from webapp.studio.services.pipeline import job_create
 from webapp.studio.services.selection import SelectionError, selection_create
 from webapp.studio.views.common import paginate, query_without_page
+from webapp.studio.views.judge_checks import judge_check_form
 
 INSTRUCTIONS_PER_PAGE = 20
 
@@ -143,6 +144,8 @@ def _dataset_page(
             "job_forms": _job_forms(job_form),
             "job_form_open": getattr(job_form, "kind", ""),
             "selection_form": selection_form,
+            "judge_check_form": judge_check_form(),
+            "judge_checks": list(dataset.judge_checks.all()[:5]),
             "query": query_without_page(request),
             "search": search,
             "split": split,

@@ -14,17 +14,20 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from rl_engine.judging.check import JudgeCheckThresholds
 from webapp.charts import SMOOTHING_CHOICES
 from webapp.studio import selectors
 from webapp.studio.forms import RunForm
 from webapp.studio.learning_signal import learning_signal, learning_signal_charts
-from webapp.studio.models import Run
+from webapp.studio.models import JudgeCheck, Run
 from webapp.studio.permissions import researcher_required
 from webapp.studio.run_page import ChartSettings, checkpoint_rows, config_sections
+from webapp.studio.services.judge_check import DEFAULT_PAIRS, JudgeCheckError, judge_check_run
 from webapp.studio.services.runs import RunConfigError, run_create
 from webapp.studio.services.runs import run_cancel as run_cancel_service
 from webapp.studio.services.runs import run_resume as run_resume_service
 from webapp.studio.views.common import paginate, query_without_page
+from webapp.studio.views.judge_checks import MAX_UI_PAIRS
 
 # htmx stops polling an element whose response has this status, 286 (and still swaps it in).
 STOP_POLLING = HTMX_STOP_POLLING
@@ -58,6 +61,13 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = RunForm(request.POST)
+        if form.is_valid() and "check_judge" in request.POST:
+            # "Check this judge": the check only, with the form's judge and thresholds.
+            check = _check_form_judge(request, form)
+            status = 200 if check is not None else 400
+            return render(
+                request, "studio/run_new.html", {"form": form, "check": check}, status=status
+            )
         if form.is_valid():
             try:
                 run = run_create(
@@ -83,6 +93,25 @@ def run_new(request: HttpRequest) -> HttpResponse:
     return render(request, "studio/run_new.html", {"form": form}, status=status)
 
 
+def _check_form_judge(request: HttpRequest, form: RunForm) -> JudgeCheck | None:
+    config = form.cleaned_data["config"]
+    thresholds = JudgeCheckThresholds(
+        config.judge_check_min_parse_rate, config.judge_check_min_consistency
+    )
+    try:
+        return judge_check_run(
+            dataset=form.cleaned_data["dataset"],
+            spec=config.judge,
+            n=min(config.judge_check_pairs or DEFAULT_PAIRS, MAX_UI_PAIRS),
+            seed=config.seed,
+            thresholds=thresholds,
+            owner=request.user,
+        )
+    except JudgeCheckError as error:
+        form.add_error("dataset", str(error))
+        return None
+
+
 @researcher_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
@@ -106,6 +135,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         context["audit"] = selectors.run_recent_audit(run)
         context["config_sections"] = config_sections(run.config or {})
         context["checkpoints"] = checkpoint_rows(run)
+        context["judge_checks"] = list(run.judge_checks.all()[:3])
         response = render(request, "studio/run_detail.html", context)
     # The same URL answers with a fragment or a page: caches must tell them apart.
     patch_vary_headers(response, ("HX-Request",))

@@ -1,0 +1,203 @@
+"""Against llama.cpp's server with SmolLM2-135M-Instruct: structured verdicts, the judge check
+catching its position bias, a dead endpoint, a 20 s outage mid-run, and stored token counts.
+
+Service-backed: skipped without the server, failed under ``REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rl_engine.judging import JudgeSpec, OpenAIJudge, PairRequest, Verdict
+from rl_engine.judging import factory as judge_factory
+from rl_engine.models import save_tiny_model
+from tests.integration.llama import MODEL, VERDICT_GRAMMAR, LlamaServer, free_port
+from tests.webapp.studio.factories import make_dataset, make_instruction
+from tests.webapp.studio.test_runs import tiny_config
+from webapp.studio.models import Judgment, Run
+from webapp.studio.services.judge_check import judge_check_run
+from webapp.studio.services.runs import run_claim, run_create
+from workers.tasks.training import execute_run
+
+STORIES = [
+    ("Write two sentences about a lighthouse keeper.",
+     "The keeper climbed the tower each night and lit the lamp for ships he never met. "
+     "When the storm came, his light was the only star the sailors could see.",
+     "lighthouse lighthouse lighthouse."),
+    ("Write two sentences about a city garden.",
+     "Between the bus depot and the laundromat, tomatoes climbed a fence of old bed frames. "
+     "Neighbours who never spoke now argued kindly about watering.",
+     "garden is garden garden."),
+    ("Write two sentences about the first snow.",
+     "The first snow fell without a sound and erased the footpaths by morning. "
+     "Children pressed their faces to the glass as if the world had been rewritten.",
+     "snow snow cold."),
+    ("Write two sentences about an old bicycle.",
+     "The bicycle's bell still rang clear though its paint had flaked to rust. "
+     "Every summer it carried a different grandchild down the same hill.",
+     "bike old bike."),
+]  # fmt: skip
+
+
+def grammar_judge_spec(server_url: str, **changes: Any) -> dict[str, Any]:
+    """The run's judge: SmolLM2 on the llama.cpp server, one attempt per call (the run's
+    outage handling does the waiting)."""
+    spec = {"kind": "openai", "base_url": server_url, "model": MODEL, "api_key_env": "",
+            "max_retries": 1, "max_reasks": 0, "hedge": False, "timeout_s": 60,
+            "max_tokens": 8, "max_concurrency": 2}  # fmt: skip
+    spec.update(changes)
+    return spec
+
+
+@pytest.fixture
+def grammar_in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs build their judge from the stored spec; give the llama.cpp judge its grammar (the
+    endpoint's structured-output setting) where the spec has no such field."""
+    if "structured_output" in {f.name for f in dataclasses.fields(JudgeSpec)}:
+        return
+    monkeypatch.setattr(
+        judge_factory,
+        "OpenAIJudge",
+        functools.partial(OpenAIJudge, extra_body={"grammar": VERDICT_GRAMMAR}),
+    )
+
+
+def grammar_judge(server: LlamaServer) -> OpenAIJudge:
+    return OpenAIJudge(
+        server.base_url, MODEL, api_key=None, max_retries=1, max_reasks=0, max_tokens=8,
+        hedge=False, extra_body={"grammar": VERDICT_GRAMMAR},
+    )  # fmt: skip
+
+
+def tiered_dataset():
+    dataset = make_dataset()
+    for prompt, good, bad in STORIES:
+        instruction = make_instruction(dataset, prompt=prompt)
+        instruction.references.create(writer="weak", text=bad, tier=0)
+        instruction.references.create(writer="strong", text=good, tier=1)
+    return dataset
+
+
+def test_with_a_grammar_every_verdict_parses_and_tokens_are_counted(
+    llama_server: LlamaServer,
+) -> None:
+    judge = grammar_judge(llama_server)
+    requests = [PairRequest(p, good, bad) for p, good, bad in STORIES]
+    judgments = judge.compare_sync(requests)
+    assert [j.error for j in judgments] == [None] * len(requests)
+    assert all(j.verdict is not Verdict.INVALID for j in judgments)
+    assert all(j.usage.prompt_tokens > 50 and j.usage.completion_tokens > 0 for j in judgments)
+
+
+@pytest.mark.django_db
+def test_the_judge_check_flags_smollm2s_position_bias(llama_server: LlamaServer) -> None:
+    judge = grammar_judge(llama_server)
+    dataset = tiered_dataset()
+    check = judge_check_run(
+        dataset=dataset,
+        spec=JudgeSpec.from_dict(grammar_judge_spec(llama_server.base_url)),
+        judge=judge,
+        n=len(STORIES),
+    )
+    report = check.report
+    assert report["parse_rate"] == 1.0  # the grammar makes every answer a verdict
+    assert not check.passed
+    assert report["position_consistency"] < 0.6
+    assert any("position consistency" in reason for reason in report["reasons"])
+    assert report["prompt_tokens_per_judgment"] > 50 and report["latency_mean_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("policy") / "tiny", seed=0)
+
+
+def launch(settings: Any, tmp_path: Path, policy: Path, judge: dict[str, Any],
+           wrap_reporter: Any = None, **changes: Any) -> Run:  # fmt: skip
+    settings.WRITING_RL_RUNS_DIR = tmp_path
+    config = tiny_config(policy, judge=judge, **changes)
+    run = run_create(name="llama", dataset=tiered_dataset(), config=config, enqueue=False)
+    assert run_claim(run.pk, worker="me")
+    execute_run(run.pk, worker="me", wrap_reporter=wrap_reporter)
+    run.refresh_from_db()
+    return run
+
+
+@pytest.mark.django_db
+def test_a_run_whose_endpoint_is_dead_fails_with_the_reason(
+    settings: Any, tmp_path: Path, tiny_policy: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    refused = launch(settings, tmp_path / "a", tiny_policy, grammar_judge_spec(dead, max_retries=0),
+                     judge_check_pairs=2)  # fmt: skip
+    assert refused.status == Run.Status.FAILED
+    assert refused.error.startswith("refused by the judge check")
+    assert "parse rate 0%" in refused.error and "connect" in refused.error.lower()
+    # Without the check, the trainer's outage budget ends it with the reason.
+    unchecked = launch(settings, tmp_path / "b", tiny_policy,
+                       grammar_judge_spec(dead, max_retries=0), judge_check_pairs=0,
+                       judge_outage_budget_s=0)  # fmt: skip
+    assert unchecked.status == Run.Status.FAILED
+    assert unchecked.error.startswith("waiting for judge: step 1")
+    assert not Judgment.objects.filter(run=unchecked).exclude(verdict="invalid").exists()
+
+
+class KillAfterFirstStep:
+    """A reporter wrapper that stops the server after step 1 and starts it again 20 s later."""
+
+    def __init__(self, inner: Any, server: LlamaServer) -> None:
+        self.inner, self.server = inner, server
+        self.restarter: threading.Thread | None = None
+        self.down_s = 20.0
+
+    def on_step(self, metrics: Any) -> None:
+        self.inner.on_step(metrics)
+        if metrics.step == 1 and self.restarter is None:
+            self.server.stop()
+            timer = threading.Timer(self.down_s, self.server.start)
+            timer.start()
+            self.restarter = timer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.django_db
+def test_a_20_s_outage_mid_run_loses_no_step_and_tokens_are_stored(
+    settings: Any,
+    tmp_path: Path,
+    tiny_policy: Path,
+    llama_server: LlamaServer,
+    grammar_in_runs: None,
+) -> None:
+    wrappers: list[KillAfterFirstStep] = []
+
+    def wrap(reporter: Any) -> KillAfterFirstStep:
+        wrappers.append(KillAfterFirstStep(reporter, llama_server))
+        return wrappers[-1]
+
+    run = launch(settings, tmp_path, tiny_policy, grammar_judge_spec(llama_server.base_url),
+                 wrap_reporter=wrap, max_steps=3, judge_check_pairs=0,
+                 judge_outage_budget_s=180)  # fmt: skip
+    (wrapper,) = wrappers
+    assert wrapper.restarter is not None
+    wrapper.restarter.join(timeout=300)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert run.current_step == 3
+    rows = Judgment.objects.filter(run=run)
+    steps = sorted(set(rows.values_list("step", flat=True)))
+    assert steps == [1, 2, 3]
+    # Every rollout of every step got a verdict in the end: nothing was lost to the outage.
+    assert not rows.filter(verdict="invalid").exists()
+    assert rows.count() == 3 * 4
+    held = run.step_metrics.get(step=2).metrics
+    assert held["judge_retries"] >= 1
+    # Token counts and attempts reach the database.
+    assert all(r.prompt_tokens > 50 and r.completion_tokens > 0 for r in rows)
+    assert all(r.attempts >= 1 for r in rows)
