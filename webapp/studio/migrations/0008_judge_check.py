@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('studio', '0005_judgment_order_verdict_run_judge_wait'),
+        ('studio', '0007_checkpoint_deleted'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
