@@ -444,6 +444,8 @@ class PipelineJob(WorkerLease):
         QUEUED = "queued", "queued"
         RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
+        # Ended, having done part of what it was asked (e.g. some grades failed).
+        PARTIAL = "partial", "partial"
         FAILED = "failed", "failed"
         CANCELLED = "cancelled", "cancelled"
 

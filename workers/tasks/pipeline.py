@@ -30,6 +30,7 @@ def run_pipeline_job(self: Any, job_id: int) -> dict[str, Any]:
     Every write is fenced by the claim's lease: a worker whose job was taken over stops at
     its next write (``LeaseLost``) and records nothing, not even how it ended."""
     from webapp.studio.models import PipelineJob
+    from webapp.studio.services.job_outcome import job_outcome
     from webapp.studio.services.leases import LeaseLost
     from webapp.studio.services.pipeline import job_claim, job_execute, job_finish
 
@@ -57,7 +58,19 @@ def run_pipeline_job(self: Any, job_id: int) -> dict[str, Any]:
         result.get("stopped")
         or PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
     )
-    status = PipelineJob.Status.CANCELLED if stopped else PipelineJob.Status.SUCCEEDED
-    if not job_finish(job_id, status=status, result=result, lease=lease):
+    if stopped:
+        finished = job_finish(
+            job_id, status=PipelineJob.Status.CANCELLED, result=result, lease=lease
+        )
+        status = PipelineJob.Status.CANCELLED
+    else:
+        # Less than asked is "partial" or "failed", with the counts and the first error.
+        outcome = job_outcome(job.kind, result)
+        status = outcome.status
+        finished = job_finish(
+            job_id, status=status, result=result, lease=lease, error=outcome.error,
+            message=outcome.message or None, progress=outcome.progress,
+        )  # fmt: skip
+    if not finished:
         return {"job": job_id, "claimed": True, "status": "lease_lost"}
     return {"job": job_id, "claimed": True, "status": status, "result": result}

@@ -147,14 +147,21 @@ def job_finish(
     error: str = "",
     worker: str = "",
     lease: Lease | None = None,
+    message: str | None = None,
+    progress: float | None = None,
 ) -> bool:
-    """Record how a running job ended; False (writing nothing) when this worker no longer
-    holds it (it was taken over after its heartbeat went stale)."""
+    """Record how a running job ended (with ``message`` and ``progress`` when given); False
+    (writing nothing) when this worker no longer holds it (it was taken over after its
+    heartbeat went stale)."""
     fields: dict[str, Any] = {"finished_at": timezone.now(), "error": error}
     if result is not None:
         fields["result"] = result
     if status == PipelineJob.Status.SUCCEEDED:
         fields["progress"] = 1.0
+    if message is not None:
+        fields["message"] = message[:500]
+    if progress is not None:
+        fields["progress"] = min(max(progress, 0.0), 1.0)
     if lease is None and worker:
         lease = lease_of(PipelineJob, job_id, worker=worker)
         if lease is None:
@@ -298,6 +305,7 @@ def references_score(
         )
     pending = list(references.order_by("id"))
     scored = failed = 0
+    errors: list[str] = []
     for start in range(0, len(pending), BATCH * 4):
         batch = pending[start : start + BATCH * 4]
         grades = grader.score_many_sync(
@@ -309,16 +317,23 @@ def references_score(
             if grade.value is None:
                 failed += 1
                 reference.metadata = {**reference.metadata, "score_error": grade.error}
+                if len(errors) < 5:
+                    errors.append(f"reference {reference.pk}: {grade.error}")
             else:
                 scored += 1
                 reference.score = float(grade.value)
         with fence():
             Reference.objects.bulk_update(batch, ["score", "metadata"])
+        graded = start + len(batch)
         if progress and not progress(
-            (start + len(batch)) / len(pending), f"scored {start + len(batch)}/{len(pending)}"
+            graded / len(pending),
+            f"graded {graded}/{len(pending)}: {scored} scored, {failed} failed",
         ):
             break
-    return {"scored": scored, "failed": failed, "scorer": getattr(grader, "name", "")}
+    return {
+        "scored": scored, "failed": failed, "errors": errors,
+        "scorer": getattr(grader, "name", ""),
+    }  # fmt: skip
 
 
 def policy_responses_generate(
