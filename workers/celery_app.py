@@ -17,4 +17,5 @@ app.conf.task_default_queue = QueueName.DEFAULT.value
 app.conf.task_default_exchange = EXCHANGE.name
 app.conf.task_default_routing_key = QueueName.DEFAULT.value
 app.conf.task_routes = task_routes()
-app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+# The tasks live in the Django apps (webapp/<app>/tasks.py); found once Django is set up.
+app.autodiscover_tasks()

@@ -24,6 +24,23 @@ EXCHANGE = Exchange("writing_rl", type="direct")
 
 QUEUES = tuple(Queue(name.value, EXCHANGE, routing_key=name.value) for name in QueueName)
 
+
+class TaskName(StrEnum):
+    """Every task's name. The names keep the ``workers.tasks.<module>.<task>`` shape of the
+    routes below (and of messages already queued) although the tasks live next to their app
+    (``webapp/<app>/tasks.py``); services send a task by its name (:mod:`workers.dispatch`)."""
+
+    TRAIN_RUN = "workers.tasks.training.train_run"
+    RUN_PIPELINE_JOB = "workers.tasks.pipeline.run_pipeline_job"
+    RECOVER_LOST_WORK = "workers.tasks.system.recover_lost_work"
+    PING = "workers.tasks.system.ping"
+    GENERATE_CAMPAIGN_OUTPUTS = "workers.tasks.annotation.generate_campaign_outputs"
+    JUDGE_CAMPAIGN = "workers.tasks.annotation.judge_campaign"
+    GENERATE_EVAL_RUN = "workers.tasks.evaluation.generate_eval_run"
+    JUDGE_EVAL_RUN = "workers.tasks.evaluation.judge_eval_run"
+    WATCH_ABLATION_GRID = "workers.tasks.evaluation.watch_ablation_grid"
+
+
 # Task name (glob) -> queue. A task not named here runs on the default queue.
 ROUTES: dict[str, QueueName] = {
     "workers.tasks.training.*": QueueName.GPU,
@@ -36,7 +53,7 @@ ROUTES: dict[str, QueueName] = {
 }
 
 
-# Pipeline jobs share one task (``workers.tasks.pipeline.run_pipeline_job``); the job's kind
+# Pipeline jobs share one task (:attr:`TaskName.RUN_PIPELINE_JOB`); the job's kind
 # decides its queue: writing with local models needs the GPU, grading calls a judge endpoint,
 # selection and tier ordering are bookkeeping.
 PIPELINE_JOB_QUEUES: dict[str, QueueName] = {

@@ -19,8 +19,8 @@ from tests.webapp.evals.factories import make_dataset, make_instruction
 from webapp.evals.models import RunEvaluation
 from webapp.studio.models import Checkpoint
 from webapp.studio.roles import grant_researcher
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim, run_create
-from workers.tasks.training import execute_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.timeout(800)]
 
@@ -48,7 +48,7 @@ def test_it_evaluates_a_finished_run_from_its_page(
     )  # fmt: skip
     run = run_create(name="tiny tides", dataset=dataset, config=config, enqueue=False)
     assert run_claim(run.pk, worker="test")
-    assert execute_run(run.pk, worker="test")["status"] == "succeeded"
+    assert run_execute(run.pk, worker="test")["status"] == "succeeded"
     assert sorted(Checkpoint.objects.filter(run=run).values_list("step", flat=True)) == [1, 2]
     grant_researcher(User.objects.create_user("rosa", password=PASSWORD))
     page.set_default_timeout(15_000)

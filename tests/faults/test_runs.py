@@ -26,8 +26,8 @@ from webapp.studio.models import (
     Run,
     StepMetric,
 )
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim, run_create
-from workers.tasks.training import execute_run
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -88,7 +88,7 @@ def test_a_stopped_worker_taken_over_writes_nothing_and_the_run_ends_as_uninterr
 
     baseline = run_create(name="baseline", dataset=dataset, config=config, enqueue=False)
     lease = run_claim(baseline.pk, worker="baseline")
-    assert execute_run(baseline.pk, worker="baseline", lease=lease)["status"] == "succeeded"
+    assert run_execute(baseline.pk, worker="baseline", lease=lease)["status"] == "succeeded"
 
     with worker(tmp_path, "sleeper") as sleeper:
         run = run_create(name="faulted", dataset=dataset, config=config)

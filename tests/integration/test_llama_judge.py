@@ -22,8 +22,8 @@ from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import Judgment, Run
 from webapp.studio.services.judge_check import judge_check_run
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim, run_create
-from workers.tasks.training import execute_run
 
 STORIES = [
     ("Write two sentences about a lighthouse keeper.",
@@ -124,7 +124,7 @@ def launch(settings: Any, tmp_path: Path, policy: Path, judge: dict[str, Any],
     config = tiny_config(policy, judge=judge, **changes)
     run = run_create(name="llama", dataset=tiered_dataset(), config=config, enqueue=False)
     assert run_claim(run.pk, worker="me")
-    execute_run(run.pk, worker="me", wrap_reporter=wrap_reporter)
+    run_execute(run.pk, worker="me", wrap_reporter=wrap_reporter)
     run.refresh_from_db()
     return run
 

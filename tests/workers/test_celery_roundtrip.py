@@ -8,9 +8,9 @@ import pytest
 
 from tests import services
 from tests.conftest import WorkerProcess
+from webapp.ops.tasks import ping
 from workers import app
 from workers.queues import QueueName, task_routes
-from workers.tasks.system import ping
 
 pytestmark = pytest.mark.services
 

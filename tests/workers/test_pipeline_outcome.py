@@ -12,7 +12,7 @@ from tests.webapp.studio.factories import make_dataset, make_instruction
 from webapp.studio.models import Reference
 from webapp.studio.services.job_outcome import job_outcome
 from webapp.studio.services.pipeline import job_create
-from workers.tasks.pipeline import run_pipeline_job
+from webapp.studio.tasks import run_pipeline_job
 
 
 def test_the_outcome_follows_the_counts() -> None:

@@ -10,7 +10,7 @@ from tests.conftest import WorkerProcess
 from tests.webapp.studio.factories import make_dataset, make_instruction
 from webapp.studio.models import PipelineJob, Reference
 from webapp.studio.services.pipeline import job_create
-from workers.tasks.pipeline import run_pipeline_job
+from webapp.studio.tasks import run_pipeline_job
 
 pytestmark = pytest.mark.services
 

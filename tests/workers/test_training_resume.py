@@ -20,8 +20,8 @@ from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import Checkpoint, CurriculumState, Judgment, Run, StepMetric
 from webapp.studio.services.leases import STALE_AFTER
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim
-from workers.tasks.training import execute_run
 
 STEPS = 3
 
@@ -65,7 +65,7 @@ def test_it_resumes_a_run_whose_worker_was_killed(tmp_path: Path) -> None:
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - 2 * STALE_AFTER)
     assert run_claim(run.pk, worker="rescuer") is not None
 
-    outcome = execute_run(run.pk, worker="rescuer")
+    outcome = run_execute(run.pk, worker="rescuer")
     run.refresh_from_db()
     assert outcome["status"] == "succeeded", run.error
     assert outcome["resumed_from"] is not None and "checkpoint-" in outcome["resumed_from"]

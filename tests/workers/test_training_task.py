@@ -13,7 +13,7 @@ from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import CurriculumState, CurriculumTransition, Judgment, Run, StepMetric
 from webapp.studio.services.runs import run_create
-from workers.tasks.training import train_run
+from webapp.studio.tasks import train_run
 
 pytestmark = pytest.mark.services
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from webapp.annotation.models import Campaign, Vote
@@ -55,7 +56,8 @@ class Quality:
     disagreement_total: int
 
 
-def _votes(campaign: Campaign) -> list[Vote]:
+def campaign_votes(campaign: Campaign) -> list[Vote]:
+    """Every vote of the campaign (skips too) with what the panel shows of it, in one query."""
     return list(
         Vote.objects.filter(item__campaign=campaign)
         .select_related(
@@ -65,8 +67,12 @@ def _votes(campaign: Campaign) -> list[Vote]:
     )
 
 
-def annotator_quality(campaign: Campaign, *, disagreement_limit: int = 50) -> Quality:
-    votes = _votes(campaign)
+def annotator_quality(
+    campaign: Campaign, *, disagreement_limit: int = 50, votes: Sequence[Vote] | None = None
+) -> Quality:
+    """The panel; ``votes`` (from :func:`campaign_votes`) when the caller has them already."""
+    if votes is None:
+        votes = campaign_votes(campaign)
     by_item: dict[int, list[Vote]] = defaultdict(list)
     by_annotator: dict[int, list[Vote]] = defaultdict(list)
     for vote in votes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -28,6 +29,7 @@ from rl_engine.evaluation.stats import (
 from rl_engine.evaluation.winrate import combine_orders
 from rl_engine.outcomes import Outcome
 from webapp.annotation.models import Campaign, JudgeRun, JudgeVote, System, Vote
+from webapp.annotation.quality import Quality, annotator_quality, campaign_votes
 
 COUNTED = (Vote.Outcome.A, Vote.Outcome.B, Vote.Outcome.TIE, Vote.Outcome.BOTH_BAD)
 
@@ -55,7 +57,10 @@ class PairRow:
         return (self.wins + 0.5 * (self.ties + self.both_bad)) / self.total
 
 
-def _votes(campaign: Campaign) -> list[Vote]:
+def counted_votes(campaign: Campaign) -> list[Vote]:
+    """The campaign's counted votes (skips left out) with their items, in one query. The
+    functions below take them as ``votes`` so a page that shows several of them loads the
+    votes once (see :func:`campaign_results`); without it each loads them itself."""
     return list(
         Vote.objects.filter(item__campaign=campaign, outcome__in=COUNTED)
         .select_related("item")
@@ -63,11 +68,15 @@ def _votes(campaign: Campaign) -> list[Vote]:
     )
 
 
-def pair_table(campaign: Campaign) -> list[PairRow]:
+def _votes(campaign: Campaign, votes: Sequence[Vote] | None) -> Sequence[Vote]:
+    return counted_votes(campaign) if votes is None else votes
+
+
+def pair_table(campaign: Campaign, votes: Sequence[Vote] | None = None) -> list[PairRow]:
     """One row per pair of systems (in system order), even pairs without votes yet."""
     systems = list(campaign.systems.order_by("pk"))
     counts: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
-    for vote in _votes(campaign):
+    for vote in _votes(campaign, votes):
         counts[(vote.item.system_a_id, vote.item.system_b_id)][vote.outcome] += 1
     rows = []
     for first, second in combinations(systems, 2):
@@ -86,7 +95,7 @@ def pair_table(campaign: Campaign) -> list[PairRow]:
     return rows
 
 
-def battles(campaign: Campaign) -> list[tuple[str, str, str]]:
+def battles(campaign: Campaign, votes: Sequence[Vote] | None = None) -> list[tuple[str, str, str]]:
     """Every counted vote as a ``(label_a, label_b, outcome)`` battle; both bad is a tie."""
     labels = dict(campaign.systems.values_list("pk", "label"))
     return [
@@ -95,13 +104,19 @@ def battles(campaign: Campaign) -> list[tuple[str, str, str]]:
             labels[vote.item.system_b_id],
             "tie" if vote.outcome == Vote.Outcome.BOTH_BAD else vote.outcome,
         )
-        for vote in _votes(campaign)
+        for vote in _votes(campaign, votes)
     ]
 
 
-def ratings(campaign: Campaign, *, bootstrap: int = 200, seed: int = 0) -> list[Rating]:
+def ratings(
+    campaign: Campaign,
+    *,
+    bootstrap: int = 200,
+    seed: int = 0,
+    votes: Sequence[Vote] | None = None,
+) -> list[Rating]:
     """Bradley-Terry ratings on the Elo scale with bootstrap 95% intervals, best first."""
-    found = battles(campaign)
+    found = battles(campaign, votes)
     if not found:
         return []
     return ratings_table(bradley_terry(found, bootstrap=bootstrap, seed=seed))
@@ -119,17 +134,17 @@ class Agreement:
     annotators: int
 
 
-def _labels_by_item(campaign: Campaign) -> dict[int, dict[int, str]]:
+def _labels_by_item(campaign: Campaign, votes: Sequence[Vote] | None) -> dict[int, dict[int, str]]:
     labels: dict[int, dict[int, str]] = defaultdict(dict)
-    for vote in _votes(campaign):
+    for vote in _votes(campaign, votes):
         labels[vote.item_id][vote.annotator_id] = vote.outcome
     return labels
 
 
-def human_agreement(campaign: Campaign) -> Agreement:
+def human_agreement(campaign: Campaign, votes: Sequence[Vote] | None = None) -> Agreement:
     """Raw agreement and Cohen's (two annotators) or Fleiss' (more) kappa over items that at
     least two annotators voted on."""
-    labels = _labels_by_item(campaign)
+    labels = _labels_by_item(campaign, votes)
     shared = {item: by for item, by in labels.items() if len(by) >= 2}
     annotators = sorted({annotator for by in labels.values() for annotator in by})
     if not shared:
@@ -162,11 +177,11 @@ def human_agreement(campaign: Campaign) -> Agreement:
     )
 
 
-def human_majority(campaign: Campaign) -> dict[int, str]:
+def human_majority(campaign: Campaign, votes: Sequence[Vote] | None = None) -> dict[int, str]:
     """Per item with votes, the humans' plurality verdict as a / b / tie (both bad is a tie;
     an a-versus-b deadlock is a tie)."""
     tallies: dict[int, Counter[str]] = defaultdict(Counter)
-    for vote in _votes(campaign):
+    for vote in _votes(campaign, votes):
         tallies[vote.item_id]["tie" if vote.outcome == "both_bad" else vote.outcome] += 1
     majority = {}
     for item_id, tally in tallies.items():
@@ -200,10 +215,12 @@ class JudgeAgreement:
     first_shown_rate: float | None
 
 
-def judge_agreement(campaign: Campaign) -> list[JudgeAgreement]:
-    majority = human_majority(campaign)
+def judge_agreement(
+    campaign: Campaign, votes: Sequence[Vote] | None = None
+) -> list[JudgeAgreement]:
+    majority = human_majority(campaign, votes)
     rows = []
-    for judge_run in campaign.judge_runs.order_by("created_at"):
+    for judge_run in campaign.judge_runs.order_by("created_at").prefetch_related("votes"):
         by_item: dict[int, dict[str, JudgeVote]] = defaultdict(dict)
         for judge_vote in judge_run.votes.all():
             by_item[judge_vote.item_id][judge_vote.order] = judge_vote
@@ -252,6 +269,35 @@ def _judge_row(
         agreement_without_ties=agree_decisive / decisive if decisive else None,
         position_flip_rate=flips / valid if valid else None,
         first_shown_rate=first_shown / decisive_verdicts if decisive_verdicts else None,
+    )
+
+
+@dataclass(frozen=True)
+class CampaignResults:
+    """Everything the results page shows of a campaign's votes and judge runs."""
+
+    pairs: list[PairRow]
+    ratings: list[Rating]
+    agreement: Agreement
+    judges: list[JudgeAgreement]
+    quality: Quality
+
+
+def campaign_results(campaign: Campaign, *, bootstrap: int = 200, seed: int = 0) -> CampaignResults:
+    """The results page's numbers, with the campaign's votes loaded once for all of them."""
+    every_vote = campaign_votes(campaign)
+    # The counted votes in the order counted_votes gives them (the ratings' bootstrap
+    # resamples battles by position).
+    votes = sorted(
+        (vote for vote in every_vote if vote.outcome in COUNTED),
+        key=lambda vote: (vote.item_id, vote.annotator_id),
+    )
+    return CampaignResults(
+        pairs=pair_table(campaign, votes),
+        ratings=ratings(campaign, bootstrap=bootstrap, seed=seed, votes=votes),
+        agreement=human_agreement(campaign, votes),
+        judges=judge_agreement(campaign, votes),
+        quality=annotator_quality(campaign, votes=every_vote),
     )
 
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from rl_engine.text import count_words
-from webapp.annotation import exports, quality, results, selectors
+from webapp.annotation import exports, results, selectors
 from webapp.annotation.forms import (
     VOTE_CHOICES,
     CampaignForm,
@@ -263,15 +263,16 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @researcher_required
 def campaign_results(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
+    found = results.campaign_results(campaign, bootstrap=200, seed=0)
     context = {
         "campaign": campaign,
         "overall": selectors.campaign_progress(campaign),
-        "pairs": results.pair_table(campaign),
-        "ratings": results.ratings(campaign, bootstrap=200, seed=0),
-        "agreement": results.human_agreement(campaign),
-        "judges": results.judge_agreement(campaign),
+        "pairs": found.pairs,
+        "ratings": found.ratings,
+        "agreement": found.agreement,
+        "judges": found.judges,
         "judge_form": JudgeRunForm(),
-        "quality": quality.annotator_quality(campaign),
+        "quality": found.quality,
         "preference_form": PreferenceExportForm(),
     }
     return render(request, "annotation/results.html", context)

@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from workers.celery_app import app
+
 CHECKS = ("database", "broker", "workers")
 
 
@@ -117,8 +119,6 @@ def check_workers(timeout_s: float | None = None) -> CheckResult:
     timeout = timeout_s
 
     def probe() -> dict[str, Any]:
-        from workers.celery_app import app
-
         with app.connection_for_write(url=_broker_url()) as conn:
             replies = app.control.inspect(timeout=timeout, connection=conn).ping() or {}
         workers = sorted(name for name, reply in replies.items() if reply.get("ok") == "pong")

@@ -8,6 +8,10 @@ class StudioConfig(AppConfig):
     verbose_name = "Writing-RL Studio"
 
     def ready(self) -> None:
+        # Here, not at the top: these modules import models, which may load only once the app
+        # registry is ready. ``tasks`` registers the app's Celery tasks in every process that
+        # loads Django, so services can send them by name (workers.dispatch).
+        from webapp.studio import tasks  # noqa: F401
         from webapp.studio.roles import on_post_migrate
 
         post_migrate.connect(on_post_migrate, dispatch_uid="writing-rl-roles")

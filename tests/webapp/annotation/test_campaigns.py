@@ -62,7 +62,7 @@ def test_it_generates_missing_outputs_for_a_checkpoint_then_opens(
     annotators: list[User], tmp_path, django_capture_on_commit_callbacks
 ) -> None:
     from rl_engine.models import save_tiny_model
-    from workers.tasks.annotation import generate_campaign_outputs
+    from webapp.annotation.tasks import generate_campaign_outputs
 
     dataset = make_dataset(instructions=2, tiers=1)
     run = Run.objects.create(name="sft-baseline", dataset=dataset)
@@ -96,7 +96,7 @@ def test_it_generates_missing_outputs_for_a_checkpoint_then_opens(
 
 
 def test_it_records_a_generation_failure_on_the_campaign(annotators: list[User]) -> None:
-    from workers.tasks.annotation import generate_campaign_outputs
+    from webapp.annotation.tasks import generate_campaign_outputs
 
     dataset = make_dataset(instructions=1, tiers=1)
     campaign = campaign_create(

@@ -84,7 +84,7 @@ def test_a_judge_run_found_running_elsewhere_is_left_alone(counted: list[int]) -
 def test_the_sweep_sends_a_generating_campaign_whose_send_failed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from workers.tasks.annotation import generate_campaign_outputs
+    from webapp.annotation.tasks import generate_campaign_outputs
 
     sent: list[int] = []
     monkeypatch.setattr(

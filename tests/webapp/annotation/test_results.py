@@ -6,11 +6,13 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from tests.webapp.annotation.factories import LABELS, cast, make_campaign
 from webapp.annotation import results
-from webapp.annotation.models import Campaign, Item, JudgeRun, JudgeVote
+from webapp.annotation.models import Campaign, Item, JudgeRun, JudgeVote, Vote
 from webapp.annotation.services.judge_runs import judge_outcome, judge_run_create, judge_votes_store
 
 X, Y, Z = LABELS
@@ -132,7 +134,7 @@ def test_it_compares_the_judge_with_the_humans_and_measures_position_flips(
 
 
 def test_it_runs_the_heuristic_judge_on_both_orders_of_every_item(voted: Campaign) -> None:
-    from workers.tasks.annotation import judge_campaign
+    from webapp.annotation.tasks import judge_campaign
 
     judge_run = judge_run_create(campaign=voted, spec={"kind": "heuristic"}, enqueue=False)
     outcome = judge_campaign.run(judge_run.pk)
@@ -167,6 +169,34 @@ def test_it_shows_the_results_page_to_researchers(
     assert response.status_code == 302
     assert JudgeRun.objects.filter(campaign=voted, status="queued").count() == 1
     assert len(callbacks) == 1  # the task is queued once the judge run is committed
+
+
+def test_the_results_page_loads_the_votes_once_whatever_the_judge_runs(
+    client: Client, researcher: User, voted: Campaign
+) -> None:
+    client.force_login(researcher)
+    url = f"/annotate/campaigns/{voted.pk}/results/"
+    vote_table = Vote._meta.db_table
+
+    def page_queries() -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return [query["sql"] for query in captured.captured_queries]
+
+    def vote_loads(queries: list[str]) -> int:
+        # Reading vote rows: a FROM on the vote table that is not a COUNT.
+        return sum(
+            1 for sql in queries if f'FROM "{vote_table}"' in sql and "COUNT(" not in sql.upper()
+        )
+
+    judge_run_create(campaign=voted, spec={"kind": "heuristic"}, enqueue=False)
+    page_queries()  # the first request also loads the session and the user's permissions
+    first = page_queries()
+    assert vote_loads(first) == 1
+    for _ in range(2):
+        judge_run_create(campaign=voted, spec={"kind": "heuristic"}, enqueue=False)
+    assert voted.judge_runs.count() == 3
+    assert len(page_queries()) == len(first)  # no query per judge run
 
 
 def test_it_exports_every_vote_as_jsonl(client: Client, researcher: User, voted: Campaign) -> None:

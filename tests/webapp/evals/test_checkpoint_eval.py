@@ -12,8 +12,8 @@ from webapp.evals.models import EvalRun
 from webapp.evals.services.ablations import ablation_grid_advance, ablation_grid_create
 from webapp.evals.services.eval_runs import eval_run_create
 from webapp.evals.services.execution import eval_run_execute
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim
-from workers.tasks.training import execute_run
 
 # Evaluations report progress from a worker thread (its own database connection), as they do
 # in a Celery task: the test's data must be committed, or SQLite's write lock held by the
@@ -41,7 +41,7 @@ def test_it_evaluates_the_checkpoint_of_a_finished_grid_run(
     (cell,) = grid.cells.all()
     assert cell.run.config["curriculum"] == "static"
     assert run_claim(cell.run_id, worker="me")
-    assert execute_run(cell.run_id, worker="me")["status"] == "succeeded"
+    assert run_execute(cell.run_id, worker="me")["status"] == "succeeded"
 
     assert ablation_grid_advance(grid.pk, enqueue=False).created == 1
     cell.refresh_from_db()

@@ -83,7 +83,7 @@ def test_a_judging_phase_taken_over_stores_nothing(tiny_policy: Path) -> None:
 def test_the_sweep_sends_the_judging_of_a_handed_over_run_whose_message_was_lost(
     tiny_policy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workers.tasks.evaluation import judge_eval_run
+    from webapp.evals.tasks import judge_eval_run
 
     sent: list[int] = []
     monkeypatch.setattr(judge_eval_run, "apply_async", lambda args, **_: sent.append(args[0]))

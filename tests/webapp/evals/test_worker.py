@@ -11,7 +11,7 @@ from tests.conftest import WorkerProcess
 from tests.webapp.evals.factories import make_dataset, make_instruction
 from webapp.evals.models import EvalRun
 from webapp.evals.services.eval_runs import eval_run_create
-from workers.tasks.evaluation import generate_eval_run
+from webapp.evals.tasks import generate_eval_run
 
 pytestmark = pytest.mark.services
 

@@ -12,10 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.webapp.ops.conftest import make_run
 from webapp.ops.metrics import Family, quantile, render
+from webapp.ops.tasks import ping
 from webapp.studio.models import Judgment, PipelineJob, Run, StepMetric
 from workers import app
 from workers.queues import QueueName
-from workers.tasks.system import ping
 
 OPS_TOKEN = "m" * 40
 

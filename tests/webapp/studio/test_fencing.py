@@ -36,7 +36,7 @@ from webapp.studio.services.leases import (
 from webapp.studio.services.pipeline import job_create, job_execute, job_finish, job_progress
 from webapp.studio.services.reporter import DjangoReporter
 from webapp.studio.services.runs import run_claim, run_finish, runs_recover_stale
-from workers.tasks.training import train_run
+from webapp.studio.tasks import train_run
 
 pytestmark = pytest.mark.django_db
 
@@ -256,7 +256,7 @@ def test_a_failed_send_of_a_lost_run_is_retried_on_the_next_pass(broker: Broker)
 def test_one_kind_failing_does_not_skip_the_others(
     broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workers.tasks import system
+    from webapp.ops import tasks as system
 
     run = make_run(status=Run.Status.RUNNING, claimed_by="gone", enqueued_at=timezone.now())
     go_stale(Run, run.pk)
@@ -277,7 +277,7 @@ def test_a_resume_recounts_the_counters_and_drops_transitions_past_the_checkpoin
     from rl_engine.curriculum import TierState
     from rl_engine.training.checkpoint import write_checkpoint_extras
     from webapp.studio.models import CurriculumTransition
-    from workers.tasks.training import _roll_back_to_checkpoint
+    from webapp.studio.services.run_execution import run_roll_back_to_checkpoint
 
     run = make_run()
     ids = make_curriculum(run, {"a": 3})
@@ -295,7 +295,7 @@ def test_a_resume_recounts_the_counters_and_drops_transitions_past_the_checkpoin
     # The lost worker recorded step 3's outcome (and more than the judgments show).
     CurriculumState.objects.filter(run=run).update(wins=5, ties=1, attempts=4)
     store = DjangoCurriculumStore(run)
-    assert _roll_back_to_checkpoint(run.pk, str(tmp_path), store) == 2
+    assert run_roll_back_to_checkpoint(run.pk, str(tmp_path), store) == 2
     state = CurriculumState.objects.get(run=run)
     assert (state.wins, state.ties, state.attempts) == (1, 1, 2)
     assert list(CurriculumTransition.objects.filter(run=run).values_list("step", flat=True)) == [1]
@@ -304,7 +304,7 @@ def test_a_resume_recounts_the_counters_and_drops_transitions_past_the_checkpoin
 def test_a_resume_counts_rollouts_once_when_both_orders_were_judged(tmp_path: Path) -> None:
     from rl_engine.curriculum import TierState
     from rl_engine.training.checkpoint import write_checkpoint_extras
-    from workers.tasks.training import _roll_back_to_checkpoint
+    from webapp.studio.services.run_execution import run_roll_back_to_checkpoint
 
     run = make_run()
     Run.objects.filter(pk=run.pk).update(config={**run.config, "reward_position": "both"})
@@ -324,6 +324,6 @@ def test_a_resume_counts_rollouts_once_when_both_orders_were_judged(tmp_path: Pa
                 order_verdict=letter,
                 position=position,
             )
-    _roll_back_to_checkpoint(run.pk, str(tmp_path), DjangoCurriculumStore(run))
+    run_roll_back_to_checkpoint(run.pk, str(tmp_path), DjangoCurriculumStore(run))
     state = CurriculumState.objects.get(run=run)
     assert (state.wins, state.ties, state.losses, state.attempts) == (1, 1, 0, 1)

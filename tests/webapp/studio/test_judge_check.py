@@ -19,8 +19,8 @@ from tests.webapp.studio.test_runs import tiny_config
 from tests.webapp.studio_views.test_run_new import form_data
 from webapp.studio.models import AuditLog, JudgeCheck, Judgment, Run, StepMetric
 from webapp.studio.services.judge_check import JudgeCheckError, judge_check_run, parse_judge_spec
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim, run_create
-from workers.tasks.training import execute_run
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,7 @@ def launch(
     config = tiny_config(policy, judge=judge, judge_check_pairs=2, **changes)
     run = run_create(name="checked", dataset=dataset, config=config, enqueue=False)
     assert run_claim(run.pk, worker="me")
-    execute_run(run.pk, worker="me")
+    run_execute(run.pk, worker="me")
     run.refresh_from_db()
     return run
 

@@ -23,7 +23,7 @@ from webapp.studio.services.pipeline import (
     jobs_recover_stale,
     policy_responses_generate,
 )
-from workers.tasks.pipeline import run_pipeline_job
+from webapp.studio.tasks import run_pipeline_job
 
 pytestmark = pytest.mark.django_db
 

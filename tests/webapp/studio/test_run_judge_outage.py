@@ -16,8 +16,8 @@ from rl_engine.training import JudgeOutagePolicy
 from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import AuditLog, Judgment, Run
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import run_claim, run_create, run_resume
-from workers.tasks.training import execute_run
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def train(settings: Any, tmp_path: Path, policy_path: Path, server: FakeOpenAISe
     )
     run = run_create(name="judged", dataset=dataset, config=config, enqueue=False)
     assert run_claim(run.pk, worker="me")
-    execute_run(run.pk, worker="me")
+    run_execute(run.pk, worker="me")
     run.refresh_from_db()
     return run
 
@@ -77,7 +77,7 @@ def test_a_run_whose_judge_stops_answering_fails_with_the_reason_and_can_be_resu
         server.policy = answers(range(0))
         run_resume(run=run)
         assert run_claim(run.pk, worker="me")
-        execute_run(run.pk, worker="me")
+        run_execute(run.pk, worker="me")
     run.refresh_from_db()
     assert (run.status, run.current_step, run.error) == ("succeeded", 2, "")
     assert sorted(Judgment.objects.filter(run=run).values_list("step", flat=True)) == (

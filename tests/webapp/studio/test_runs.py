@@ -21,6 +21,7 @@ from webapp.studio.models import (
     SelectionEntry,
     StepMetric,
 )
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import (
     RunConfigError,
     run_cancel,
@@ -28,7 +29,6 @@ from webapp.studio.services.runs import (
     run_create,
     run_training_instructions,
 )
-from workers.tasks.training import execute_run
 
 pytestmark = pytest.mark.django_db
 
@@ -155,7 +155,7 @@ def test_it_trains_a_tiny_run_in_process(settings, tmp_path, tiny_policy) -> Non
         make_instruction(dataset, references=2)
     run = run_create(name="tiny", dataset=dataset, config=tiny_config(tiny_policy), enqueue=False)
     assert run_claim(run.pk, worker="me")
-    outcome = execute_run(run.pk, worker="me")
+    outcome = run_execute(run.pk, worker="me")
     run.refresh_from_db()
     assert outcome["status"] == "succeeded", run.error
     assert (run.status, run.current_step, run.progress) == ("succeeded", 2, 1.0)

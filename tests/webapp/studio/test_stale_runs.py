@@ -14,7 +14,7 @@ from tests.webapp.studio.factories import make_run
 from webapp.studio.models import AuditLog, Run
 from webapp.studio.services.leases import REQUEUE_AGAIN_AFTER, STALE_AFTER
 from webapp.studio.services.runs import run_heartbeat, runs_recover_stale
-from workers.tasks.training import train_run
+from webapp.studio.tasks import train_run
 
 pytestmark = pytest.mark.django_db
 

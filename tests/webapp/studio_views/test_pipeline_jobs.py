@@ -10,7 +10,7 @@ from django.test import Client
 
 from tests.webapp.studio_views.factories import make_dataset
 from webapp.studio.models import PipelineJob
-from workers.tasks.pipeline import run_pipeline_job
+from webapp.studio.tasks import run_pipeline_job
 
 
 @pytest.fixture

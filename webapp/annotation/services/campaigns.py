@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from webapp.annotation.models import Campaign, Item, System, SystemOutput
+from webapp.annotation.services.job_kinds import campaign_enqueue
 from webapp.studio.models import Checkpoint, Instruction, Reference, Run
 
 
@@ -184,8 +185,6 @@ def campaign_create(
             )
     if campaign_missing_outputs(campaign):
         if enqueue:
-            from webapp.annotation.services.jobs import campaign_enqueue
-
             campaign_enqueue(campaign)
     else:
         campaign_build_items(campaign=campaign)

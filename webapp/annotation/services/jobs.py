@@ -17,72 +17,40 @@ from typing import Any
 
 from django.utils import timezone
 
+from rl_engine import judging
+from rl_engine.judging import JudgeSpec, PairRequest
 from webapp.annotation.models import Campaign, Item, JudgeRun
-from webapp.studio.models import AuditLog
-from webapp.studio.services.leases import JobKind, Lease, LeaseLost, enqueue_on_commit, lease_claim
+from webapp.annotation.services.campaigns import (
+    campaign_build_items,
+    campaign_missing_outputs,
+    system_outputs_store,
+)
+from webapp.annotation.services.job_kinds import (
+    CAMPAIGN_KIND,
+    JOB_KINDS,
+    JUDGE_RUN_KIND,
+    campaign_enqueue,
+    judge_run_enqueue,
+)
+from webapp.annotation.services.judge_runs import judge_outcome, judge_votes_store
+from webapp.studio.services.leases import Lease, LeaseLost, lease_claim
 
 log = logging.getLogger(__name__)
 
+# The kinds and their sending are in .job_kinds (the create services send on commit).
+__all__ = [
+    "CAMPAIGN_KIND",
+    "CHUNK",
+    "JOB_KINDS",
+    "JUDGE_RUN_KIND",
+    "campaign_enqueue",
+    "campaign_generate",
+    "judge_run_enqueue",
+    "judge_run_execute",
+]
+
 # Outputs generated, or items judged (two calls each), between two stored chunks.
 CHUNK = 8
-
-
-def _send_generation(campaign: Campaign) -> None:
-    from workers.queues import QueueName
-    from workers.tasks.annotation import generate_campaign_outputs
-
-    queue = QueueName.GPU.value
-    generate_campaign_outputs.apply_async(
-        args=[campaign.pk], task_id=campaign.task_id or None, queue=queue, routing_key=queue
-    )
-
-
-def _send_judging(judge_run: JudgeRun) -> None:
-    from workers.queues import QueueName
-    from workers.tasks.annotation import judge_campaign
-
-    queue = QueueName.JUDGE.value
-    judge_campaign.apply_async(
-        args=[judge_run.pk], task_id=judge_run.task_id or None, queue=queue, routing_key=queue
-    )
-
-
-def _audit(prefix: str) -> Any:
-    def audit(row: Any, action: str, details: dict[str, Any]) -> None:
-        AuditLog.objects.create(action=f"{prefix}_{action}", details={**details, prefix: row.pk})
-
-    return audit
-
-
-CAMPAIGN_KIND = JobKind(
-    name="campaign",
-    model=Campaign,
-    waiting=(),  # a generating campaign nobody holds is waiting
-    running=(Campaign.Status.GENERATING,),
-    cancelled=None,
-    send=_send_generation,
-    audit=_audit("campaign"),
-)
-JUDGE_RUN_KIND = JobKind(
-    name="judge_run",
-    model=JudgeRun,
-    waiting=(JudgeRun.Status.QUEUED,),
-    running=(JudgeRun.Status.RUNNING,),
-    cancelled=None,
-    send=_send_judging,
-    audit=_audit("judge_run"),
-)
-JOB_KINDS = (CAMPAIGN_KIND, JUDGE_RUN_KIND)
-
-
-def campaign_enqueue(campaign: Campaign) -> None:
-    """Send the campaign's generation task once the transaction commits."""
-    enqueue_on_commit(CAMPAIGN_KIND, campaign)
-
-
-def judge_run_enqueue(judge_run: JudgeRun) -> None:
-    """Send the judge run's task once the transaction commits."""
-    enqueue_on_commit(JUDGE_RUN_KIND, judge_run)
 
 
 def campaign_generate(campaign_id: int, *, worker: str) -> dict[str, Any]:
@@ -90,11 +58,6 @@ def campaign_generate(campaign_id: int, *, worker: str) -> dict[str, Any]:
     chunk by chunk), then build the items and open it. A failure is recorded on the campaign
     and raised; a lost lease stops the worker without a write."""
     from rl_engine.models import generate, load_policy
-    from webapp.annotation.services.campaigns import (
-        campaign_build_items,
-        campaign_missing_outputs,
-        system_outputs_store,
-    )
 
     lease = lease_claim(
         Campaign, campaign_id, worker=worker, waiting=(), running=CAMPAIGN_KIND.running
@@ -151,8 +114,6 @@ def judge_run_execute(judge_run_id: int, *, worker: str) -> dict[str, Any]:
     """Claim the judge run and judge every item not judged yet in both orders, storing the
     votes of each chunk of items as they come (a resumed run pays only for the missing
     ones); INVALID verdicts keep their reason."""
-    from rl_engine.judging import JudgeSpec, PairRequest, make_judge
-    from webapp.annotation.services.judge_runs import judge_outcome, judge_votes_store
 
     lease = lease_claim(JudgeRun, judge_run_id, worker=worker, cancelled=None)
     if lease is None:
@@ -161,7 +122,7 @@ def judge_run_execute(judge_run_id: int, *, worker: str) -> dict[str, Any]:
     try:
         with lease.heartbeat():
             judge_run = JudgeRun.objects.select_related("campaign").get(pk=judge_run_id)
-            judge = make_judge(JudgeSpec.from_dict(judge_run.spec))
+            judge = judging.make_judge(JudgeSpec.from_dict(judge_run.spec))
             items = list(
                 Item.objects.filter(campaign=judge_run.campaign)
                 .exclude(judge_votes__judge_run=judge_run)

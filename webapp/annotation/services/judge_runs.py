@@ -13,6 +13,7 @@ from django.utils import timezone
 from rl_engine.judging import JudgeSpec
 from rl_engine.outcomes import Outcome
 from webapp.annotation.models import Campaign, JudgeRun, JudgeVote
+from webapp.annotation.services.job_kinds import judge_run_enqueue
 
 
 def judge_run_create(
@@ -37,8 +38,6 @@ def judge_run_create(
             task_id=str(uuid.uuid4()),
         )
         if enqueue:
-            from webapp.annotation.services.jobs import judge_run_enqueue
-
             judge_run_enqueue(judge_run)
     return judge_run
 

@@ -5,8 +5,9 @@
 - each evaluated cell compared with the base policy on the same held-out items, judged in
   both orders (:func:`compare_with_base`, with the two-order win-rate code of
   :mod:`rl_engine.evaluation.winrate`), and its heuristic score;
-- a config-file front end (:func:`load_study_config`, used by ``manage.py run_ablation``) and
-  an in-process executor (:func:`ablation_grid_execute`) for scripts and tests.
+- a config-file front end (:func:`load_study_config`, used by ``manage.py run_ablation``).
+
+Launching a study and executing a grid in this process: :mod:`.ablation_execution`.
 
 The result table per arm is a read: :mod:`webapp.evals.ablation_results`.
 """
@@ -15,11 +16,10 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.db import transaction
@@ -28,10 +28,7 @@ from rl_engine.evaluation.winrate import pairwise_win_rate
 from rl_engine.judging import HeuristicJudge, PairRequest
 from rl_engine.judging.types import JudgeSpec
 from webapp.evals.models import AblationCell, AblationGrid, Benchmark, EvalItemResult, EvalRun
-from webapp.studio.models import Dataset, Instruction, Run, Selection
-
-if TYPE_CHECKING:
-    from webapp.evals.ablation_results import StudyTable
+from webapp.studio.models import Dataset, Instruction, Selection
 
 
 class StudyConfigError(ValueError):
@@ -303,67 +300,3 @@ def study_kwargs(payload: Mapping[str, Any], where: str = "config") -> dict[str,
 def load_study_config(path: Path) -> dict[str, Any]:
     """``ablation_grid_create`` keyword arguments from a JSON or TOML study file."""
     return study_kwargs(_read_config(path), where=str(path))
-
-
-def ablation_study_launch(
-    path: Path, *, created_by: Any = None, enqueue: bool = True, **overrides: Any
-) -> AblationGrid:
-    """Launch the study a config file describes: the same grid the ablation form launches
-    (training runs on the GPU queue and the evaluation watcher when ``enqueue``)."""
-    from webapp.evals.services.ablations import ablation_grid_create
-
-    kwargs = {**load_study_config(path), **overrides}
-    return ablation_grid_create(**kwargs, created_by=created_by, enqueue=enqueue)
-
-
-# -- in-process execution ----------------------------------------------------------------------
-
-
-def ablation_grid_execute(
-    grid_id: int, *, worker: str = "inline", say: Callable[[str], None] | None = None
-) -> StudyTable:
-    """Run a grid created with ``enqueue=False`` in this process: the base policy's
-    evaluation, then each cell's training and held-out evaluation in launch order, and the
-    comparisons with the base policy. For scripts, benchmarks and tests; a deployed studio
-    runs the same steps on its workers."""
-    from webapp.evals.ablation_results import ablation_results
-    from webapp.evals.services.ablations import ablation_grid_advance
-    from webapp.evals.services.execution import eval_run_execute
-    from webapp.studio.services.runs import run_claim
-    from workers.tasks.training import execute_run
-
-    def note(message: str) -> None:
-        if say is not None:
-            say(message)
-
-    grid = AblationGrid.objects.get(pk=grid_id)
-    ablation_grid_advance(grid.pk, enqueue=False, compare=False)
-    grid.refresh_from_db()
-    if grid.base_eval_run_id and grid.base_eval_run.status == EvalRun.Status.QUEUED:  # type: ignore[union-attr]
-        started = time.perf_counter()
-        base = eval_run_execute(grid.base_eval_run_id)
-        note(f"base policy evaluated: {base.status} ({time.perf_counter() - started:.0f} s)")
-    cells = list(grid.cells.select_related("run").order_by("id"))
-    for index, cell in enumerate(cells, start=1):
-        lease = (
-            run_claim(cell.run_id, worker=worker) if cell.run.status == Run.Status.QUEUED else None
-        )
-        if lease:
-            started = time.perf_counter()
-            outcome = execute_run(cell.run_id, worker=worker, lease=lease)
-            note(
-                f"[{index}/{len(cells)}] {cell.seed_label}: training {outcome['status']} "
-                f"({time.perf_counter() - started:.0f} s)"
-            )
-        ablation_grid_advance(grid.pk, enqueue=False, compare=False)
-        cell.refresh_from_db()
-        if cell.eval_run_id and cell.eval_run.status == EvalRun.Status.QUEUED:  # type: ignore[union-attr]
-            started = time.perf_counter()
-            evaluated = eval_run_execute(cell.eval_run_id)
-            note(
-                f"[{index}/{len(cells)}] {cell.seed_label}: evaluation {evaluated.status} "
-                f"({time.perf_counter() - started:.0f} s)"
-            )
-    ablation_grid_advance(grid.pk, enqueue=False, compare=True)
-    grid.refresh_from_db()
-    return ablation_results(grid)

@@ -24,9 +24,13 @@ from django.utils.text import slugify
 
 from rl_engine.training import TrainConfig
 from webapp.evals.models import AblationCell, AblationGrid, EvalRun
+from webapp.evals.services.ablation_study import base_eval_ensure, grid_compare
 from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
 from webapp.evals.services.eval_runs import eval_run_create
 from webapp.studio.models import Checkpoint, Dataset, Run, Selection
+from webapp.studio.services.runs import RunConfigError, run_create
+from workers.dispatch import send
+from workers.queues import TaskName
 
 SELECTIONS = tuple(AblationCell.SelectionAxis.values)
 REWARDS = tuple(AblationCell.RewardAxis.values)
@@ -39,6 +43,8 @@ DESIGNS = ("product", "one_factor")
 METHOD_ARM = ("margin", "pairwise", "dynamic")
 
 Arm = tuple[str, str, str]
+# How often the grid's watcher looks at its training runs and evaluations.
+WATCH_EVERY_S = 30
 
 
 class AblationError(ValueError):
@@ -114,8 +120,6 @@ def ablation_grid_create(
     start the watcher that evaluates each run when it finishes, and the base policy. ``arms``
     (selection, reward, curriculum triples) overrides the axes and ``design``; ``seeds``
     defaults to the base config's seed. All or nothing."""
-    from webapp.studio.services.runs import RunConfigError, run_create
-
     if arms is not None:
         arm_list: list[Arm] = []
         for index, arm in enumerate(arms):
@@ -207,10 +211,8 @@ def ablation_grid_create(
             seed=int(config.get("seed", 0)), selection_used=strategies[selection], run=run,
         )  # fmt: skip
     if enqueue:
-        from workers.tasks.evaluation import watch_ablation_grid
-
         pk = grid.pk
-        transaction.on_commit(lambda: watch_ablation_grid.apply_async(args=[pk]))
+        transaction.on_commit(lambda: send(TaskName.WATCH_ABLATION_GRID, args=[pk]))
     return grid
 
 
@@ -240,8 +242,6 @@ def final_system(run: Run) -> dict[str, Any] | None:
 def ablation_grid_advance(grid_id: int, enqueue: bool = True, compare: bool = True) -> GridProgress:
     """Create the base policy's evaluation and that of each cell whose run succeeded and has
     none yet; with ``compare``, compare each evaluated cell with the base policy."""
-    from webapp.evals.services.ablation_study import base_eval_ensure, grid_compare
-
     grid = AblationGrid.objects.get(pk=grid_id)
     base_created = base_eval_ensure(grid, enqueue=enqueue)
     active = created = 0
@@ -286,3 +286,13 @@ def ablation_grid_advance(grid_id: int, enqueue: bool = True, compare: bool = Tr
         status__in=EvalRun.ACTIVE,
     ).distinct().count()  # fmt: skip
     return GridProgress(active, created, pending, base_created, compared)
+
+
+def ablation_grid_watch(grid_id: int) -> GridProgress:
+    """What the grid's watcher task does: advance the grid (see :func:`ablation_grid_advance`),
+    and look again in ``WATCH_EVERY_S`` while some training run or evaluation is still
+    active."""
+    progress = ablation_grid_advance(grid_id)
+    if progress.active_runs or progress.pending:
+        send(TaskName.WATCH_ABLATION_GRID, args=[grid_id], countdown=WATCH_EVERY_S)
+    return progress

@@ -14,6 +14,7 @@ from rl_engine.evaluation.runner import KINDS, EvalSettings
 from rl_engine.judging.types import JudgeSpec
 from webapp.evals.models import Benchmark, EvalRun, LongInputBenchmark
 from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
+from webapp.evals.services.jobs import eval_run_enqueue as enqueue
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Run
 
 
@@ -118,8 +119,6 @@ def eval_run_create(
 def eval_run_enqueue(*, eval_run: EvalRun) -> None:
     """Send the generation task when the current transaction commits (see
     :mod:`webapp.evals.services.jobs`)."""
-    from webapp.evals.services.jobs import eval_run_enqueue as enqueue
-
     enqueue(eval_run=eval_run)
 
 

@@ -12,19 +12,17 @@ from typing import Any
 
 from webapp.evals.models import EvalRun
 from webapp.studio.models import AuditLog
-from webapp.studio.services.leases import JobKind, enqueue_on_commit
+from webapp.studio.services.leases import JobKind, enqueue_on_commit, send_now
+from workers.dispatch import send
+from workers.queues import TaskName
 
 
 def _send_generation(eval_run: EvalRun) -> None:
-    from workers.tasks.evaluation import generate_eval_run
-
-    generate_eval_run.apply_async(args=[eval_run.pk], task_id=eval_run.task_id or None)
+    send(TaskName.GENERATE_EVAL_RUN, args=[eval_run.pk], task_id=eval_run.task_id or None)
 
 
 def _send_judging(eval_run: EvalRun) -> None:
-    from workers.tasks.evaluation import judge_eval_run
-
-    judge_eval_run.apply_async(args=[eval_run.pk])
+    send(TaskName.JUDGE_EVAL_RUN, args=[eval_run.pk])
 
 
 def _audit(eval_run: EvalRun, action: str, details: dict[str, Any]) -> None:
@@ -56,3 +54,9 @@ def eval_run_enqueue(*, eval_run: EvalRun) -> None:
     """Send the generation task when the current transaction commits (a failed send leaves
     the run queued for the sweep)."""
     enqueue_on_commit(EVAL_GENERATE_KIND, eval_run)
+
+
+def eval_run_hand_to_judging(eval_run_id: int) -> None:
+    """Send the judging task of a run whose responses are stored (generation released its
+    lease; the sweep sends it again if this send fails)."""
+    send_now(EVAL_JUDGE_KIND, EvalRun.objects.get(pk=eval_run_id))

@@ -64,6 +64,11 @@ UNSENT_GRACE = timedelta(seconds=int(getattr(settings, "WRITING_RL_UNSENT_GRACE_
 Leased = TypeVar("Leased", bound=WorkerLease)
 
 
+def worker_name(task_id: str | None = None) -> str:
+    """Who holds a row: host, process and task, as stored in ``claimed_by``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{task_id or 'inline'}"
+
+
 class LeaseLost(Exception):
     """This worker no longer holds the job (taken over, cancelled or finished): it must stop
     and write nothing more."""

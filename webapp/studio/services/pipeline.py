@@ -1,9 +1,10 @@
 """The data pipeline before training: generate references, score them, generate and score
 the policy's own responses. Each step runs as a :class:`PipelineJob` with progress.
 
-Jobs are created (and enqueued after commit) by ``job_create``; the Celery tasks in
-``workers/tasks/pipeline.py`` claim them and call the ``*_run`` functions here, which report
-progress through ``job_progress`` and stop early when a cancel was requested.
+Jobs are created (and enqueued after commit) by ``job_create``; the pipeline task
+(``webapp.studio.tasks.run_pipeline_job``) calls :func:`job_run`, which claims the job and
+runs its step through the ``*_run`` functions here; they report progress through
+``job_progress`` and stop early when a cancel was requested.
 
 Every write of a claimed job is fenced by its lease (``webapp.studio.services.leases``): the
 work functions take a ``fence`` (a context manager factory, ``Lease.fenced``) around each
@@ -13,6 +14,8 @@ skips what *it* already stored (keyed by the job's id, never by time).
 
 from __future__ import annotations
 
+import logging
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -33,10 +36,13 @@ from webapp.studio.models import (
     PipelineJob,
     PolicyResponse,
     Reference,
+    Selection,
 )
+from webapp.studio.services.job_outcome import job_outcome
 from webapp.studio.services.leases import (
     JobKind,
     Lease,
+    LeaseLost,
     StaleSweep,
     enqueue_on_commit,
     lease_claim,
@@ -44,10 +50,15 @@ from webapp.studio.services.leases import (
     lease_of,
     sweep_kind,
 )
+from webapp.studio.services.selection import references_order, selection_create
+from workers.dispatch import send
+from workers.queues import TaskName, pipeline_job_queue
 
 Progress = Callable[[float, str], bool]  # (fraction, message) -> keep going?
 Fence = Callable[[], AbstractContextManager[Any]]  # a transaction in which the job is held
 BATCH = 8
+
+log = logging.getLogger(__name__)
 
 
 def _no_fence() -> AbstractContextManager[Any]:
@@ -81,12 +92,13 @@ def job_create(
 
 
 def _send_job(job: PipelineJob) -> None:
-    from workers.queues import pipeline_job_queue
-    from workers.tasks.pipeline import run_pipeline_job
-
     queue = pipeline_job_queue(job.kind).value
-    run_pipeline_job.apply_async(
-        args=[job.pk], task_id=job.task_id or None, queue=queue, routing_key=queue
+    send(
+        TaskName.RUN_PIPELINE_JOB,
+        args=[job.pk],
+        task_id=job.task_id or None,
+        queue=queue,
+        routing_key=queue,
     )
 
 
@@ -401,9 +413,6 @@ def policy_responses_generate(
 def job_execute(job: PipelineJob, lease: Lease | None = None) -> dict[str, Any]:
     """Run a claimed job's work with progress into its row; with ``lease`` every write is
     fenced (a worker that was taken over raises ``LeaseLost`` and stores nothing more)."""
-    from webapp.studio.models import Selection
-    from webapp.studio.services.selection import references_order, selection_create
-
     fence: Fence = lease.fenced if lease is not None else _no_fence
 
     def progress(fraction: float, message: str) -> bool:
@@ -461,3 +470,50 @@ __all__ = [
     "references_generate",
     "references_score",
 ]
+
+
+def job_run(job_id: int, *, worker: str) -> dict[str, Any]:
+    """What the pipeline task does: claim job ``job_id`` for ``worker`` (a re-delivered
+    message for a claimed job does nothing) and run it.
+
+    Every write is fenced by the claim's lease: a worker whose job was taken over stops at
+    its next write (``LeaseLost``) and records nothing, not even how it ended."""
+    lease = job_claim(job_id, worker=worker)
+    if lease is None:
+        return {"job": job_id, "claimed": False}
+    job = PipelineJob.objects.select_related("dataset", "owner").get(pk=job_id)
+    try:
+        with lease.heartbeat():
+            result = job_execute(job, lease)
+    except LeaseLost as error:
+        log.warning("pipeline job %s: %s; this worker stops", job_id, error)
+        return {"job": job_id, "claimed": True, "status": "lease_lost"}
+    except Exception as error:
+        job_finish(
+            job_id,
+            status=PipelineJob.Status.FAILED,
+            error="".join(traceback.format_exception(error)[-6:])[-4000:],
+            lease=lease,
+        )
+        log.exception("pipeline job %s failed", job_id)
+        return {"job": job_id, "claimed": True, "status": "failed", "error": str(error)}
+    stopped = (
+        result.get("stopped")
+        or PipelineJob.objects.filter(pk=job_id, cancel_requested=True).exists()
+    )
+    if stopped:
+        finished = job_finish(
+            job_id, status=PipelineJob.Status.CANCELLED, result=result, lease=lease
+        )
+        status = PipelineJob.Status.CANCELLED
+    else:
+        # Less than asked is "partial" or "failed", with the counts and the first error.
+        outcome = job_outcome(job.kind, result)
+        status = outcome.status
+        finished = job_finish(
+            job_id, status=status, result=result, lease=lease, error=outcome.error,
+            message=outcome.message or None, progress=outcome.progress,
+        )  # fmt: skip
+    if not finished:
+        return {"job": job_id, "claimed": True, "status": "lease_lost"}
+    return {"job": job_id, "claimed": True, "status": status, "result": result}

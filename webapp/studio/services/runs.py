@@ -42,6 +42,8 @@ from webapp.studio.services.leases import (
     lease_of,
     sweep_kind,
 )
+from workers.dispatch import send
+from workers.queues import TaskName
 
 
 class RunConfigError(ValueError):
@@ -139,9 +141,7 @@ def run_create(
 
 
 def _send_run(run: Run) -> None:
-    from workers.tasks.training import train_run
-
-    train_run.apply_async(args=[run.pk], task_id=run.task_id or str(uuid.uuid4()))
+    send(TaskName.TRAIN_RUN, args=[run.pk], task_id=run.task_id or str(uuid.uuid4()))
 
 
 def _audit_run(run: Run, action: str, details: dict[str, Any]) -> None:

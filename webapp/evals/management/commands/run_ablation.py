@@ -12,11 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.evals.ablation_results import StudyTable
-from webapp.evals.services.ablation_study import (
-    StudyConfigError,
-    ablation_grid_execute,
-    ablation_study_launch,
-)
+from webapp.evals.services.ablation_execution import ablation_grid_execute, ablation_study_launch
+from webapp.evals.services.ablation_study import StudyConfigError
 from webapp.evals.services.ablations import AblationError
 from webapp.evals.services.config import EvalConfigError
 

@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 from rl_engine.training import StepMetrics
 from webapp.studio.management.commands.export_dataset import find_dataset
 from webapp.studio.models import Run, Selection
+from webapp.studio.services.leases import worker_name
+from webapp.studio.services.run_execution import run_execute
 from webapp.studio.services.runs import RunConfigError, run_claim, run_create
-from workers.tasks.heartbeat import worker_name
-from workers.tasks.training import execute_run
 
 
 class ProgressBar:
@@ -105,7 +105,7 @@ class Command(BaseCommand):
         if not run_claim(run.pk, worker=worker):
             raise CommandError(f"run {run.pk} was claimed by someone else")
         self.stdout.write(f"Run {run.pk} ({run.name!r}): training in this process")
-        outcome = execute_run(
+        outcome = run_execute(
             run.pk,
             worker=worker,
             wrap_reporter=lambda inner: ProgressBar(inner, run.total_steps, self.stdout),

@@ -1,10 +1,11 @@
-"""The training task: claim a run, train it with the database as curriculum and reporter.
+"""Training a run on this worker: roll back to the last complete checkpoint, train with the
+database as curriculum store and reporter, record how it ended.
 
-``acks_late`` + ``reject_on_worker_lost``: the broker keeps the message until the task ends,
-so a worker lost mid-run gets the message re-delivered. The claim (see
-``webapp.studio.services.runs.run_claim``) makes sure only one copy ever trains a run: a
-re-delivered message finds the run running (heartbeat fresh) or finished and does nothing; a
-run whose worker died (heartbeat stale) is taken over and resumed from its last checkpoint.
+``run_train`` is what the training task does (``webapp.studio.tasks.train_run``): the claim
+(see :func:`~webapp.studio.services.runs.run_claim`) makes sure only one copy ever trains a
+run; a re-delivered message finds the run running (heartbeat fresh) or finished and does
+nothing, and a run whose worker died (heartbeat stale) is taken over and resumed from its last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -13,16 +14,35 @@ import logging
 import os
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
-from celery import shared_task
+from django.db import transaction
+from django.db.models import Count, Q
 
-from workers.tasks.heartbeat import worker_name
+from rl_engine.training import JudgeOutageError, TrainConfig, train
+from rl_engine.training.checkpoint import latest_checkpoint, read_curriculum
+from webapp.studio.models import (
+    Checkpoint,
+    CurriculumState,
+    CurriculumTransition,
+    Judgment,
+    Run,
+    StepMetric,
+)
+from webapp.studio.paths import check_train_config
+from webapp.studio.selectors import run_rollout_judgments
+from webapp.studio.services import run_files
+from webapp.studio.services.curriculum_store import DjangoCurriculumStore
+from webapp.studio.services.judge_check import judge_check_before_run
+from webapp.studio.services.leases import LeaseLost, lease_of
+from webapp.studio.services.reporter import DjangoReporter
+from webapp.studio.services.runs import run_claim, run_finish, run_training_instructions
 
 log = logging.getLogger(__name__)
 
 
-def _roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any = None) -> int:
+def run_roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any = None) -> int:
     """Before a (re)start: forget what happened after the last complete checkpoint.
 
     Steps past the checkpoint were lost with the worker and will run again, so their metrics,
@@ -32,22 +52,6 @@ def _roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any =
     none: the curriculum starts over; with one, the trainer restores its tiers). With
     ``lease`` it all happens in one fenced transaction.
     """
-    from contextlib import nullcontext
-
-    from django.db import transaction
-    from django.db.models import Count, Q
-
-    from rl_engine.training.checkpoint import latest_checkpoint, read_curriculum
-    from webapp.studio.models import (
-        Checkpoint,
-        CurriculumState,
-        CurriculumTransition,
-        Judgment,
-        Run,
-        StepMetric,
-    )
-    from webapp.studio.selectors import run_rollout_judgments
-
     checkpoint = latest_checkpoint(run_dir) if os.path.isdir(run_dir) else None
     step = read_curriculum(checkpoint)[0] if checkpoint is not None else 0
     with lease.fenced() if lease is not None else nullcontext(), transaction.atomic():
@@ -82,7 +86,7 @@ def _roll_back_to_checkpoint(run_id: int, run_dir: str, store: Any, lease: Any =
     return step
 
 
-def execute_run(
+def run_execute(
     run_id: int,
     *,
     worker: str,
@@ -96,17 +100,6 @@ def execute_run(
     another worker claimed the run) raises ``LeaseLost`` at its next report and writes
     nothing more. The attempt trains into its own folder; its checkpoints and final weights
     are promoted into the run's folder only while it holds the lease."""
-    from rl_engine.training import JudgeOutageError, TrainConfig, train
-    from rl_engine.training.checkpoint import latest_checkpoint
-    from webapp.studio.models import Run
-    from webapp.studio.paths import check_train_config
-    from webapp.studio.services import run_files
-    from webapp.studio.services.curriculum_store import DjangoCurriculumStore
-    from webapp.studio.services.judge_check import judge_check_before_run
-    from webapp.studio.services.leases import LeaseLost, lease_of
-    from webapp.studio.services.reporter import DjangoReporter
-    from webapp.studio.services.runs import run_finish, run_training_instructions
-
     if lease is None:
         lease = lease_of(Run, run_id, worker=worker)
         if lease is None:
@@ -125,7 +118,7 @@ def execute_run(
                 log.warning("run %s: %s", run_id, refused)
                 return {"run": run_id, "claimed": True, "status": "failed", "error": refused}
             store = DjangoCurriculumStore(run, lease=lease)
-            resumed_at = _roll_back_to_checkpoint(run_id, run_dir, store, lease)
+            resumed_at = run_roll_back_to_checkpoint(run_id, run_dir, store, lease)
             reporter: Any = DjangoReporter(
                 run,
                 total_steps=config.max_steps,
@@ -183,19 +176,11 @@ def execute_run(
     }
 
 
-@shared_task(
-    name="workers.tasks.training.train_run",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-)
-def train_run(self: Any, run_id: int) -> dict[str, Any]:
-    """Claim run ``run_id`` and train it; a run someone else holds or that ended is skipped."""
-    from webapp.studio.services.runs import run_claim
-
-    worker = worker_name(self.request.id)
+def run_train(run_id: int, *, worker: str) -> dict[str, Any]:
+    """Claim run ``run_id`` for ``worker`` and train it; a run someone else holds or that
+    ended is skipped."""
     lease = run_claim(run_id, worker=worker)
     if lease is None:
         log.info("run %s: not claimed (running elsewhere, finished or cancelled)", run_id)
         return {"run": run_id, "claimed": False}
-    return execute_run(run_id, worker=worker, lease=lease)
+    return run_execute(run_id, worker=worker, lease=lease)
