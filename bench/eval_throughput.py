@@ -77,7 +77,7 @@ def main() -> None:
     began = time.perf_counter()
     model, tokenizer = load_policy(SMOLLM2)
     load_s = time.perf_counter() - began
-    spec = JudgeSpec(kind=args.judge, model=SMOLLM2 if args.judge == "local" else "",
+    spec = JudgeSpec(endpoint=args.judge, model=SMOLLM2 if args.judge == "local" else "",
                      batch_size=args.judge_batch_size)  # fmt: skip
     evaluators = make_evaluators(spec, model=model, tokenizer=tokenizer)
     settings = EvalSettings(

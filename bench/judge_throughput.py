@@ -43,6 +43,7 @@ from rl_engine.judging import (  # noqa: E402
     PairRequest,
     Verdict,
 )
+from rl_engine.judging.transport import ChatTransport, RetryPolicy  # noqa: E402
 from rl_engine.testing import spawn_server_process  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "longbench_write_en.jsonl"
@@ -103,18 +104,17 @@ def run_ours(
     name: str,
     hedge: bool = True,
 ) -> tuple[RunResult, list[Judgment]]:
-    judge = OpenAIJudge(
+    transport = ChatTransport(
         base_url,
         "fake-judge",
         api_key="sk-bench",
         max_concurrency=args.capacity,
         timeout_s=timeout_s,
-        max_retries=args.max_retries,
-        max_reasks=2,
-        backoff_base_s=args.backoff_base_s,
+        retry=RetryPolicy(max_retries=args.max_retries, base_s=args.backoff_base_s),
         seed=0,
         hedge=hedge,
     )
+    judge = OpenAIJudge(transport, max_reasks=2)
     cpu, started = time.process_time(), time.perf_counter()
     judgments = judge.compare_sync(pairs)
     seconds = time.perf_counter() - started

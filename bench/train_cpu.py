@@ -56,7 +56,7 @@ def run(policy: str, args: argparse.Namespace, out: Path) -> list[StepMetrics]:
     data = instructions()
     config = TrainConfig(
         policy=policy,
-        judge=JudgeSpec(kind="heuristic"),
+        judge=JudgeSpec(endpoint="heuristic"),
         num_generations=args.generations,
         prompts_per_step=args.prompts,
         max_completion_tokens=args.max_tokens,

@@ -178,7 +178,7 @@ def run_mode(
     data = instructions(args.prompts)
     config = TrainConfig(
         policy=str(policy),
-        judge=JudgeSpec(kind="heuristic"),
+        judge=JudgeSpec(endpoint="heuristic"),
         num_generations=args.generations,
         prompts_per_step=args.prompts,
         gradient_accumulation_steps=args.grad_accum,

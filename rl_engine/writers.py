@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from rl_engine.judging._aio import BackgroundLoop
+from rl_engine.judging.endpoints import EndpointRegistry, EndpointSpec, default_registry
+from rl_engine.judging.transport import build_transport
 
 __all__ = [
     "LocalWriter",
@@ -37,7 +40,6 @@ __all__ = [
 ]
 
 Messages = list[dict[str, str]]
-WRITER_KINDS = ("openai", "local")
 
 PLAN_PROMPT = (
     "I need you to help me break down the following long-form writing instruction into "
@@ -81,63 +83,95 @@ class PlanSection:
 
 @dataclass
 class WriterOutput:
-    """A writer's answer: ``text`` or, when generation failed, ``error``."""
+    """A writer's answer: ``text`` or, when generation failed, ``error``. ``plan_fallback``:
+    the outline could not be read, so the text was written in even sections instead."""
 
     text: str | None
     error: str | None = None
     plan: list[PlanSection] | None = None
     calls: int = 1
+    plan_fallback: bool = False
 
 
-@dataclass
-class WriterSpec:
-    """How to build a writer (JSON-safe, for pipeline jobs and the dashboard).
+@dataclass(kw_only=True)
+class WriterSpec(EndpointSpec):
+    """How to build a writer (JSON-safe, for pipeline jobs and the dashboard): an
+    :class:`~rl_engine.judging.endpoints.EndpointSpec` (``endpoint="local"`` for a local
+    transformers model, or a declared endpoint's name) plus what only writers need.
 
     ``plan_then_write`` applies to tasks whose required words are at least
     ``plan_min_words``; each section gets about ``section_words`` words.
     """
 
-    name: str
-    kind: str = "local"
-    model: str = ""
-    base_url: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    system_prompt: str = ""
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
-    max_concurrency: int = 16
-    timeout_s: float = 300.0
-    max_retries: int = 3
-    plan_then_write: bool = False
-    plan_min_words: int = 1500
-    section_words: int = 500
-    parallel_sections: bool = False
-    seed: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    name: str = field(metadata={"help": "Labels the references, e.g. 'qwen-72b'."})
+    endpoint: str = field(
+        default="local", metadata=EndpointSpec.__dataclass_fields__["endpoint"].metadata
+    )
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature (0 = greedy)."})
+    max_tokens: int | None = field(
+        default=1024, metadata={"help": "Maximum new tokens of one answer (or section)."}
+    )
+    max_concurrency: int = field(default=16, metadata={"help": "Calls in flight at once."})
+    timeout_s: float = field(
+        default=300.0, metadata={"help": "Seconds before one call is abandoned and retried."}
+    )
+    max_retries: int = field(default=3, metadata={"help": "Retries of a failed call."})
+    hedge: bool = field(
+        default=False, metadata={"help": "Send a second copy of a slow call (off for writers)."}
+    )
+    system_prompt: str = field(default="", metadata={"help": "System prompt of every call."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling (1 = off)."})
+    plan_then_write: bool = field(
+        default=False,
+        metadata={
+            "help": "For long targets: an outline with a word budget per section, then the "
+            "sections, then joined."
+        },
+    )
+    plan_min_words: int = field(
+        default=1500, metadata={"help": "Plan-then-write only for targets of at least this."}
+    )
+    section_words: int = field(default=500, metadata={"help": "Words per planned section."})
+    parallel_sections: bool = field(
+        default=False, metadata={"help": "Write the sections at once instead of in sequence."}
+    )
+    extra: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": 'Local writers: e.g. {"batch_size": 8}.'}
+    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.name:
             raise ValueError("WriterSpec.name is empty: name the writer (it labels references)")
-        if self.kind not in WRITER_KINDS:
-            raise ValueError(f"WriterSpec.kind must be one of {', '.join(WRITER_KINDS)}")
-        if self.max_new_tokens < 1:
-            raise ValueError("WriterSpec.max_new_tokens must be at least 1")
-        if self.temperature < 0:
-            raise ValueError("WriterSpec.temperature must be >= 0 (0 decodes greedily)")
+        if self.max_tokens is None or self.max_tokens < 1:
+            raise ValueError("WriterSpec.max_tokens must be at least 1")
         if self.section_words < 50:
             raise ValueError("WriterSpec.section_words must be at least 50")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    @property
+    def max_new_tokens(self) -> int:
+        return self.max_tokens or 1
 
     @classmethod
-    def from_dict(cls, payload: Mapping[str, Any]) -> WriterSpec:
+    def from_dict(
+        cls, payload: Mapping[str, Any], registry: EndpointRegistry | None = None
+    ) -> WriterSpec:
+        """A spec from ``payload``; one stored before the endpoint registry (``kind``,
+        ``base_url``, ``api_key_env``, ``max_new_tokens``) is mapped onto a declared endpoint
+        or refused with the reason."""
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"a WriterSpec must be an object, got {type(payload).__name__}")
+        values = dict(payload)
+        if "max_new_tokens" in values and "max_tokens" not in values:
+            values["max_tokens"] = values.pop("max_new_tokens")
+        if "endpoint" not in values and "kind" not in values:
+            values["kind"] = "local"
+        values = cls._from_payload(values, registry)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(payload) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown WriterSpec field(s): {', '.join(unknown)}")
-        return cls(**dict(payload))
+        return cls(**values)
 
 
 class Writer(Protocol):
@@ -223,10 +257,12 @@ class _BaseWriter:
             ]
         )
         plans: list[list[PlanSection]] = []
+        fallbacks: list[bool] = []
         for task, count, (text, _) in zip(tasks, counts, plan_answers, strict=True):
-            # An outline that cannot be read still gets written, in even parts.
+            # An outline that cannot be read still gets written, in even parts (and says so).
             parsed = parse_plan(text or "")
             plans.append(parsed or _even_plan(task.required_words or 0, count))
+            fallbacks.append(not parsed)
         written: list[list[str]] = [[] for _ in tasks]
         errors: list[str | None] = [None] * len(tasks)
         calls = [1] * len(tasks)
@@ -280,6 +316,7 @@ class _BaseWriter:
                 error=errors[t],
                 plan=plans[t],
                 calls=calls[t],
+                plan_fallback=fallbacks[t],
             )
             for t in range(len(tasks))
         ]
@@ -288,23 +325,14 @@ class _BaseWriter:
 class OpenAIWriter(_BaseWriter):
     """A writer behind an OpenAI-compatible chat endpoint (OpenAI, vLLM, DashScope)."""
 
-    def __init__(self, spec: WriterSpec, api_key: str | None = None) -> None:
-        from rl_engine.judging._aio import BackgroundLoop
-        from rl_engine.judging.transport import ChatTransport, RetryPolicy
-
+    def __init__(self, spec: WriterSpec, registry: EndpointRegistry | None = None) -> None:
         self.spec = spec
         self.name = spec.name
-        self.transport = ChatTransport(
-            spec.base_url,
-            spec.model,
-            api_key=api_key if api_key is not None else os.environ.get(spec.api_key_env),
-            max_concurrency=spec.max_concurrency,
-            timeout_s=spec.timeout_s,
-            retry=RetryPolicy(max_retries=spec.max_retries),
-            temperature=spec.temperature,
-            max_tokens=spec.max_new_tokens,
+        self.transport = build_transport(
+            spec,
+            "text",
+            registry=registry,
             extra_body={"top_p": spec.top_p} if spec.top_p < 1 else None,
-            seed=spec.seed,
         )
         self._loop = BackgroundLoop(f"writer-{spec.name}")
 
@@ -365,6 +393,12 @@ def make_writer(spec: WriterSpec | Mapping[str, Any], **local: Any) -> Writer:
     loaded model between several local writers."""
     if not isinstance(spec, WriterSpec):
         spec = WriterSpec.from_dict(spec)
-    if spec.kind == "openai":
-        return OpenAIWriter(spec)
+    registry = local.pop("registry", None) or default_registry()
+    kind = registry.resolve(spec).kind
+    if kind == "openai":
+        return OpenAIWriter(spec, registry)
+    if kind == "heuristic":
+        raise ValueError(
+            "the 'heuristic' endpoint does not write: choose 'local' or a model endpoint"
+        )
     return LocalWriter(spec, **local)

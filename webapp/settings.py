@@ -225,14 +225,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # The policy a new run starts from: a registered name or a local Hugging Face checkpoint path.
 WRITING_RL_POLICY = os.environ.get("WRITING_RL_POLICY", "smollm2-135m-instruct")
-# The default judge for new runs: "heuristic" (offline, not an LLM), "openai" (any
-# OpenAI-compatible endpoint: vLLM, OpenAI, DashScope) or "local" (a transformers model).
-WRITING_RL_JUDGE_KIND = os.environ.get("WRITING_RL_JUDGE_KIND", "heuristic")
-WRITING_RL_JUDGE_BASE_URL = os.environ.get("WRITING_RL_JUDGE_BASE_URL", "")
-WRITING_RL_JUDGE_MODEL = os.environ.get("WRITING_RL_JUDGE_MODEL", "")
-# The *name* of the environment variable that holds the judge's API key. The key itself is
-# never stored in the database nor rendered in a page.
-WRITING_RL_JUDGE_API_KEY_ENV = os.environ.get("WRITING_RL_JUDGE_API_KEY_ENV", "OPENAI_API_KEY")
+# Model endpoints (judges, scorers, writers) are deployment configuration, not form input:
+# WRITING_RL_ENDPOINTS (JSON, or the path of a JSON/TOML file) declares them — name, kind,
+# base URL, models, the *name* of the variable holding the key, price, structured output —
+# and WRITING_RL_JUDGE_KIND/BASE_URL/MODEL/API_KEY_ENV still declare one (named "judge") and
+# the default judge of new runs. Read by rl_engine.judging.endpoints, checked at start-up
+# (webapp.studio.apps); keys are never stored in the database nor rendered in a page.
 WRITING_RL_MODEL_CACHE = Path(os.environ.get("WRITING_RL_MODEL_CACHE", VAR_DIR / "models"))
 WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs"))
 # A running run whose worker has not sent a heartbeat for this long may be taken over (and

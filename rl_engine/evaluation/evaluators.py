@@ -9,7 +9,8 @@
   through the judging package's local scorer when it has one;
 * ``heuristic``: deterministic stand-ins, not LLM judges (offline demos and tests).
 
-API keys are read from the environment variable the spec names, never stored.
+The spec names a declared endpoint; its address and key come from the registry when the
+evaluators are built, never from the spec.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from rl_engine.evaluation.grading import (
 )
 from rl_engine.evaluation.runner import Evaluators
 from rl_engine.judging._aio import run_sync
+from rl_engine.judging.endpoints import EndpointRegistry, default_registry
+from rl_engine.judging.factory import make_judge, make_scorer
 from rl_engine.judging.scorer import ScoreRequest
+from rl_engine.judging.transport import build_transport
 from rl_engine.judging.types import JudgeSpec, Score
 
 __all__ = ["GraderScorer", "make_evaluators"]
@@ -65,36 +69,34 @@ class GraderScorer:
         return run_sync(self.score_many(requests))
 
 
-def make_evaluators(spec: JudgeSpec, model: Any = None, tokenizer: Any = None) -> Evaluators:
+def make_evaluators(
+    spec: JudgeSpec,
+    model: Any = None,
+    tokenizer: Any = None,
+    registry: EndpointRegistry | None = None,
+) -> Evaluators:
     """Evaluators for ``spec``. For a ``local`` spec an already-loaded ``model`` and
     ``tokenizer`` may be passed, so the judge model is loaded once for all three roles."""
-    from rl_engine.judging.factory import make_judge, make_scorer, resolve_api_key
-
-    if spec.kind == "openai":
-        from rl_engine.judging.transport import ChatTransport, RetryPolicy
-
-        transport = ChatTransport(
-            spec.base_url,
-            spec.model,
-            api_key=resolve_api_key(spec),
-            max_concurrency=spec.max_concurrency,
-            timeout_s=spec.timeout_s,
-            retry=RetryPolicy(max_retries=spec.max_retries),
-            temperature=spec.temperature,
-            max_tokens=spec.max_tokens,
-        )
+    resolved = (registry or default_registry()).resolve(spec)
+    if resolved.kind == "openai":
         grader: RubricGrader = EndpointGrader(
-            transport, max_reasks=spec.max_reasks, name=f"openai:{spec.model}"
+            build_transport(spec, "text", registry=registry),
+            max_reasks=spec.max_reasks,
+            name=f"openai:{resolved.model}",
         )
-        return Evaluators(scorer=make_scorer(spec), grader=grader, judge=make_judge(spec))
-    if spec.kind == "local":
+        return Evaluators(
+            scorer=make_scorer(spec, registry),
+            grader=grader,
+            judge=make_judge(spec, registry),
+        )
+    if resolved.kind == "local":
         from rl_engine.judging.local_judge import LocalJudge
 
         if model is None or tokenizer is None:
             from rl_engine.models import load_policy
 
-            model, tokenizer = load_policy(spec.model)
-        name = f"local:{spec.model}"
+            model, tokenizer = load_policy(resolved.model)
+        name = f"local:{resolved.model}"
         grader = LocalGrader(model, tokenizer, batch_size=spec.batch_size, name=name)
         judge = LocalJudge(
             model,
@@ -107,4 +109,4 @@ def make_evaluators(spec: JudgeSpec, model: Any = None, tokenizer: Any = None) -
         # (10 is two tokens) fail with a message naming the endpoint grader instead.
         return Evaluators(scorer=GraderScorer(grader), grader=grader, judge=judge)
     grader = HeuristicGrader()
-    return Evaluators(scorer=GraderScorer(grader), grader=grader, judge=make_judge(spec))
+    return Evaluators(scorer=GraderScorer(grader), grader=grader, judge=make_judge(spec, registry))

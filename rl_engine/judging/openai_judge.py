@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rl_engine.judging._aio import BackgroundLoop
+from rl_engine.judging.endpoints import EndpointRegistry
 from rl_engine.judging.prompts import DEFAULT_PROMPTS, PairwisePrompts, PairwiseTemplate
-from rl_engine.judging.transport import endpoint_transport
-from rl_engine.judging.types import Judgment, PairRequest, Usage
+from rl_engine.judging.transport import ChatTransport, build_transport
+from rl_engine.judging.types import JudgeSpec, Judgment, PairRequest, Usage
 from rl_engine.judging.verdict import Verdict, parse_verdict
 
-__all__ = ["REASK_MESSAGE", "OpenAIJudge"]
+__all__ = ["REASK_MESSAGE", "OpenAIJudge", "read_verdict"]
 
 REASK_MESSAGE = (
     "Your answer did not end with a verdict in the required format. Reply with exactly one "
     'of "[[A]]", "[[B]]" or "[[C]]" (tie) and nothing else.'
 )
+
+
+_JSON_VERDICTS = {"A": Verdict.A, "B": Verdict.B, "C": Verdict.TIE}
+
+
+def read_verdict(text: str | None) -> Verdict:
+    """The verdict in a judge's answer: its last ``[[A]]``/``[[B]]``/``[[C]]`` tag, or, for an
+    answer constrained by a JSON schema, the ``verdict`` of the JSON object.
+
+    >>> read_verdict('{"reason": "tighter", "verdict": "B"}')
+    <Verdict.B: 'B'>
+    >>> read_verdict("I prefer [[A]]")
+    <Verdict.A: 'A'>
+    """
+    verdict = parse_verdict(text)
+    if verdict is not Verdict.INVALID or not text:
+        return verdict
+    try:
+        payload = json.loads(text.strip())
+    except ValueError:
+        return Verdict.INVALID
+    if isinstance(payload, dict) and isinstance(payload.get("verdict"), str):
+        return _JSON_VERDICTS.get(payload["verdict"].strip().strip("[]").upper(), Verdict.INVALID)
+    return Verdict.INVALID
 
 
 class OpenAIJudge:
@@ -33,54 +59,44 @@ class OpenAIJudge:
     reason in ``error``; ``compare`` never raises for one failed pair. ``attempts`` counts
     every HTTP request, and ``usage`` sums the tokens of all of them.
 
-    ``hedge`` (on by default): a request still unanswered after ``hedge_after_s`` (default:
-    the 95th percentile of recent latencies) is sent a second time when a slot is idle, and
-    the first answer is used — see :class:`~rl_engine.judging.transport.ChatTransport`. It
-    only takes slots no waiting pair wants, so it shortens the tail of a batch (the step a
-    trainer waits on) without slowing the rest. ``hedge=False`` turns it off.
+    With a structured-output mode the answer is the tag alone (``grammar``, ``guided_choice``)
+    or a JSON object ``{"reason": ..., "verdict": "A"|"B"|"C"}`` (``json_schema``); both are
+    read here.
+
+    The transport's ``hedge`` (on for judges built from a spec): a request still unanswered
+    after ``hedge_after_s`` (default: the 95th percentile of recent latencies) is sent a
+    second time when a slot is idle, and the first answer is used — see
+    :class:`~rl_engine.judging.transport.ChatTransport`. It only takes slots no waiting pair
+    wants, so it shortens the tail of a batch (the step a trainer waits on) without slowing
+    the rest. ``hedge=False`` in the spec turns it off.
     """
 
     def __init__(
         self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        max_concurrency: int = 64,
-        timeout_s: float = 120.0,
-        max_retries: int = 5,
+        transport: ChatTransport,
         *,
         max_reasks: int = 2,
         prompts: PairwisePrompts = DEFAULT_PROMPTS,
-        temperature: float = 0.0,
-        max_tokens: int | None = 1024,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
-        extra_body: Mapping[str, Any] | None = None,
-        seed: int | None = None,
-        hedge: bool = True,
-        hedge_after_s: float | None = None,
     ) -> None:
-        self.transport = endpoint_transport(
-            base_url,
-            model,
-            api_key=api_key,
-            max_concurrency=max_concurrency,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            max_reasks=max_reasks,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            backoff_base_s=backoff_base_s,
-            backoff_cap_s=backoff_cap_s,
-            extra_body=extra_body,
-            seed=seed,
-            hedge=hedge,
-            hedge_after_s=hedge_after_s,
-        )
+        if max_reasks < 0:
+            raise ValueError(f"max_reasks cannot be negative, got {max_reasks}")
+        self.transport = transport
         self.max_reasks = max_reasks
         self.prompts = prompts
-        self.name = f"openai:{model}"
-        self._background = BackgroundLoop(f"judge-{model}")
+        self.name = f"openai:{transport.model}"
+        self._background = BackgroundLoop(f"judge-{transport.model}")
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: JudgeSpec,
+        *,
+        registry: EndpointRegistry | None = None,
+        prompts: PairwisePrompts = DEFAULT_PROMPTS,
+    ) -> OpenAIJudge:
+        """The judge ``spec`` describes, on the endpoint the registry resolves it to."""
+        transport = build_transport(spec, "verdict", registry=registry)
+        return cls(transport, max_reasks=spec.max_reasks, prompts=prompts)
 
     @property
     def identity(self) -> str:
@@ -141,7 +157,7 @@ class OpenAIJudge:
                 )
             body = result.body
             answers.append(result.content)
-            verdict = parse_verdict(result.content)
+            verdict = read_verdict(result.content)
             if verdict is not Verdict.INVALID:
                 # A follow-up answer is just the tag; the reasoning is in the first answer.
                 rationale = answers[0] if ask else result.content

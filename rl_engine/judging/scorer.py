@@ -13,13 +13,14 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rl_engine.judging._aio import BackgroundLoop
+from rl_engine.judging.endpoints import EndpointRegistry
 from rl_engine.judging.prompts import DEFAULT_POINTWISE, PointwiseTemplate
-from rl_engine.judging.transport import endpoint_transport
-from rl_engine.judging.types import Score, Usage
+from rl_engine.judging.transport import ChatTransport, build_transport
+from rl_engine.judging.types import JudgeSpec, Score, Usage
 
 __all__ = ["OpenAIScorer", "PointwiseScorer", "ScoreRequest", "parse_score"]
 
@@ -92,45 +93,25 @@ class OpenAIScorer:
 
     def __init__(
         self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        max_concurrency: int = 64,
-        timeout_s: float = 120.0,
-        max_retries: int = 5,
+        transport: ChatTransport,
         *,
         max_reasks: int = 2,
         template: PointwiseTemplate = DEFAULT_POINTWISE,
-        temperature: float = 0.0,
-        max_tokens: int | None = 512,
-        backoff_base_s: float = 0.5,
-        backoff_cap_s: float = 30.0,
-        extra_body: Mapping[str, Any] | None = None,
-        seed: int | None = None,
-        hedge: bool = True,
-        hedge_after_s: float | None = None,
     ) -> None:
-        self.transport = endpoint_transport(
-            base_url,
-            model,
-            api_key=api_key,
-            max_concurrency=max_concurrency,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            max_reasks=max_reasks,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            backoff_base_s=backoff_base_s,
-            backoff_cap_s=backoff_cap_s,
-            extra_body=extra_body,
-            seed=seed,
-            hedge=hedge,
-            hedge_after_s=hedge_after_s,
-        )
+        if max_reasks < 0:
+            raise ValueError(f"max_reasks cannot be negative, got {max_reasks}")
+        self.transport = transport
         self.max_reasks = max_reasks
         self.template = template
-        self.name = f"openai-scorer:{model}"
-        self._background = BackgroundLoop(f"scorer-{model}")
+        self.name = f"openai-scorer:{transport.model}"
+        self._background = BackgroundLoop(f"scorer-{transport.model}")
+
+    @classmethod
+    def from_spec(
+        cls, spec: JudgeSpec, *, registry: EndpointRegistry | None = None
+    ) -> OpenAIScorer:
+        """The grader ``spec`` describes, on the endpoint the registry resolves it to."""
+        return cls(build_transport(spec, "grade", registry=registry), max_reasks=spec.max_reasks)
 
     async def score(self, instruction: str, response: str, criteria: str | None = None) -> Score:
         """Grade ``response`` to ``instruction``; never raises for a failed grade."""

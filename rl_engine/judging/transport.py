@@ -38,9 +38,23 @@ try:
 except ImportError:  # openai releases before 3.x ship httpx 0.x on plain httpcore
     import httpcore  # type: ignore[no-redef]
 
-from rl_engine.judging.types import Usage
+from rl_engine.judging.endpoints import (
+    EndpointRegistry,
+    EndpointSpec,
+    Purpose,
+    default_registry,
+    structured_body,
+)
+from rl_engine.judging.usage import Usage
 
-__all__ = ["HEDGE_PRIORITY", "ChatResult", "ChatTransport", "RetryPolicy", "TransportStats"]
+__all__ = [
+    "HEDGE_PRIORITY",
+    "ChatResult",
+    "ChatTransport",
+    "RetryPolicy",
+    "TransportStats",
+    "build_transport",
+]
 
 _RETRY_STATUSES = frozenset({408, 409, 429})
 _CONNECTION_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, OSError)
@@ -63,6 +77,10 @@ class RetryPolicy:
     base_s: float = 0.5
     cap_s: float = 30.0
     max_retry_after_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries cannot be negative, got {self.max_retries}")
 
     def delay(self, retry: int, retry_after_s: float | None, rng: random.Random) -> float:
         if retry_after_s is not None:
@@ -262,6 +280,7 @@ class ChatTransport:
         seed: int | None = None,
         hedge: bool = False,
         hedge_after_s: float | None = None,
+        structured_output: str = "none",
     ) -> None:
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -277,6 +296,7 @@ class ChatTransport:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
+        self.structured_output = structured_output
         self.hedge = hedge
         self.hedge_after_s = hedge_after_s
         self.stats = TransportStats()
@@ -527,40 +547,42 @@ class ChatTransport:
         return ChatResult(content if isinstance(content, str) else "", body, attempts, usage)
 
 
-def endpoint_transport(
-    base_url: str,
-    model: str,
+def build_transport(
+    spec: EndpointSpec,
+    purpose: Purpose,
     *,
-    api_key: str | None,
-    max_concurrency: int,
-    timeout_s: float,
-    max_retries: int,
-    max_reasks: int,
-    temperature: float,
-    max_tokens: int | None,
-    backoff_base_s: float,
-    backoff_cap_s: float,
-    extra_body: Mapping[str, Any] | None,
-    seed: int | None,
-    hedge: bool,
-    hedge_after_s: float | None,
+    registry: EndpointRegistry | None = None,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> ChatTransport:
-    """The transport of an endpoint judge or scorer, after checking the retry arguments."""
-    if max_reasks < 0:
-        raise ValueError(f"max_reasks cannot be negative, got {max_reasks}")
-    if max_retries < 0:
-        raise ValueError(f"max_retries cannot be negative, got {max_retries}")
+    """The one place an endpoint spec becomes a transport (for judges, scorers, graders and
+    writers): the registry resolves the spec's endpoint name to its base URL, model and key
+    now, and the request body gets the endpoint's and the spec's ``extra_body``, the
+    structured-output fields for ``purpose`` (see
+    :func:`~rl_engine.judging.endpoints.structured_body`) and the seed."""
+    resolved = (registry or default_registry()).resolve(spec)
+    if resolved.kind != "openai":
+        raise ValueError(
+            f"endpoint {resolved.endpoint.name!r} is a {resolved.kind} endpoint, not an "
+            "OpenAI-compatible one"
+        )
+    body = {
+        **resolved.extra_body,
+        **(extra_body or {}),
+        **structured_body(resolved.structured_output, purpose),
+    }
+    if spec.seed is not None:
+        body["seed"] = spec.seed
     return ChatTransport(
-        base_url,
-        model,
-        api_key=api_key,
-        max_concurrency=max_concurrency,
-        timeout_s=timeout_s,
-        retry=RetryPolicy(max_retries=max_retries, base_s=backoff_base_s, cap_s=backoff_cap_s),
-        temperature=temperature,
-        max_tokens=max_tokens,
-        extra_body=extra_body,
-        seed=seed,
-        hedge=hedge,
-        hedge_after_s=hedge_after_s,
+        resolved.base_url,
+        resolved.model,
+        api_key=resolved.api_key,
+        max_concurrency=spec.max_concurrency,
+        timeout_s=spec.timeout_s,
+        retry=RetryPolicy(max_retries=spec.max_retries),
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+        extra_body=body,
+        seed=spec.seed,
+        hedge=spec.hedge,
+        structured_output=resolved.structured_output,
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from rl_engine.judging.endpoints import EndpointRegistry, EndpointSpec
+from rl_engine.judging.usage import Usage
 from rl_engine.judging.verdict import Verdict
 
 __all__ = [
@@ -28,24 +30,6 @@ class PairRequest:
     first: str
     second: str
     criteria: str | None = None
-
-
-@dataclass
-class Usage:
-    """Tokens an endpoint reported for the calls behind one judgment (all attempts summed)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-        )
 
 
 @dataclass
@@ -126,65 +110,55 @@ class Judge(Protocol):
     def compare_sync(self, requests: Sequence[PairRequest]) -> list[Judgment]: ...
 
 
-JudgeKind = Literal["openai", "local", "heuristic"]
-_KINDS = ("openai", "local", "heuristic")
+@dataclass(kw_only=True)
+class JudgeSpec(EndpointSpec):
+    """How to build a judge (or a pointwise scorer): an :class:`EndpointSpec` plus what only
+    judges need. JSON-safe so runs can store it; API keys and key variables are never in it
+    (the deployment's endpoint registry supplies them when the judge is built)."""
 
-
-@dataclass
-class JudgeSpec:
-    """How to build a judge, JSON-safe so runs can store it. API keys are never stored: the
-    spec names the environment variable that holds the key (``api_key_env``)."""
-
-    kind: JudgeKind
-    model: str = ""
-    base_url: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = 32
-    timeout_s: float = 120.0
-    max_retries: int = 5
-    cache_path: str | None = None
-    # Additions beyond the agreed contract.
-    max_reasks: int = 2
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    tie_margin: float | None = None
-    batch_size: int = 8
-    hedge: bool = True
+    max_reasks: int = field(
+        default=2,
+        metadata={"help": "Times the judge is asked again when its answer has no verdict."},
+    )
+    cache_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "File of the judgment cache (identical comparisons are judged once); "
+            "empty = no cache."
+        },
+    )
+    tie_margin: float | None = field(
+        default=None,
+        metadata={"help": "Heuristic and local judges: score difference below which it is a tie."},
+    )
+    batch_size: int = field(
+        default=8, metadata={"help": "Local judge only: comparisons per forward batch."}
+    )
 
     def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(
-                f"JudgeSpec.kind must be one of {', '.join(_KINDS)}; got {self.kind!r}"
-            )
-        if self.kind in ("openai", "local") and not self.model:
-            raise ValueError(
-                f"JudgeSpec.model is required for a {self.kind} judge "
-                "(the endpoint's model name, or a local model path)"
-            )
-        for name in ("max_concurrency", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"JudgeSpec.{name} must be at least 1; got {getattr(self, name)}")
-        for name in ("max_retries", "max_reasks"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"JudgeSpec.{name} cannot be negative; got {getattr(self, name)}")
-        if self.timeout_s <= 0:
-            raise ValueError(f"JudgeSpec.timeout_s must be positive seconds; got {self.timeout_s}")
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise ValueError(f"JudgeSpec.batch_size must be at least 1; got {self.batch_size}")
+        if self.max_reasks < 0:
+            raise ValueError(f"JudgeSpec.max_reasks cannot be negative; got {self.max_reasks}")
         if self.tie_margin is not None and self.tie_margin < 0:
             raise ValueError(f"JudgeSpec.tie_margin cannot be negative; got {self.tie_margin}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
-    def from_dict(cls, payload: Mapping[str, Any]) -> JudgeSpec:
-        """Build a spec from ``payload``; unknown fields are an error naming them."""
+    def from_dict(
+        cls, payload: Mapping[str, Any], registry: EndpointRegistry | None = None
+    ) -> JudgeSpec:
+        """Build a spec from ``payload``; unknown fields are an error naming them. A stored
+        spec from before the endpoint registry (``kind``/``base_url``/``api_key_env``) is
+        mapped onto the declared endpoint at that URL, or refused with the reason."""
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"a JudgeSpec must be an object, got {type(payload).__name__}")
+        values = cls._from_payload(payload, registry)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(payload) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
                 f"unknown JudgeSpec field(s): {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
-        if "kind" not in payload:
-            raise ValueError("JudgeSpec field 'kind' is required (openai, local or heuristic)")
-        return cls(**dict(payload))
+        return cls(**values)

@@ -1,5 +1,6 @@
 """Test doubles that behave like the real services (a local OpenAI-compatible server)."""
 
+from rl_engine.testing.endpoints import registry_for, transport_to
 from rl_engine.testing.openai_server import (
     ChatCall,
     FakeOpenAIServer,
@@ -21,5 +22,7 @@ __all__ = [
     "VerdictPolicy",
     "default_policy",
     "fixed_policy",
+    "registry_for",
     "spawn_server_process",
+    "transport_to",
 ]

@@ -13,7 +13,7 @@ benchmark, so the server must cost next to nothing per request.
 Use it in a thread (tests, any policy)::
 
     with FakeOpenAIServer(latency_s=0.05, capacity=8) as server:
-        judge = OpenAIJudge(server.base_url, model="fake")
+        judge = OpenAIJudge(ChatTransport(server.base_url, "fake"))
 
 or in its own process (benchmarks, so it does not compete for the client's GIL)::
 
@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -66,12 +66,23 @@ class Fault(StrEnum):
 @dataclass(frozen=True)
 class ChatCall:
     """What a policy sees: the request number (0-based, over the server's life), the model,
-    the chat messages and the request headers (lower-cased names)."""
+    the chat messages, the request headers (lower-cased names) and the whole request body
+    (sampling settings, ``seed``, structured-output fields such as ``grammar``)."""
 
     index: int
     model: str
     messages: list[dict[str, Any]]
     headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def constrained(self) -> str | None:
+        """The structured-output field of the request (``grammar``, ``guided_choice``,
+        ``guided_json``, ``response_format``), if any."""
+        for name in ("grammar", "guided_choice", "guided_json", "response_format"):
+            if name in self.body:
+                return name
+        return None
 
     @property
     def system(self) -> str:
@@ -97,6 +108,11 @@ def default_policy(call: ChatCall) -> str:
     if '"score"' in call.system:
         return json.dumps({"score": 1 + digest[0] % 10, "reason": "Deterministic fake grade."})
     tag = "ABC"[digest[0] % 3]
+    # A constrained answer has the shape the request asked for, as a real server's would.
+    if call.constrained in ("grammar", "guided_choice"):
+        return f"[[{tag}]]"
+    if call.constrained == "response_format":
+        return json.dumps({"reason": "Deterministic fake verdict.", "verdict": tag})
     return f"Assistant A And Assistant B both Address the instruction. Verdict: [[{tag}]]"
 
 
@@ -142,6 +158,8 @@ class FakeOpenAIServer:
     a generator seeded with ``seed``. hang_s: how long a TIMEOUT request is held at most (it
     ends earlier when the client disconnects). policy: decides each answer; it may return a
     :class:`Fault`. latency_for: a per-request latency overriding ``latency_s``.
+    record_bodies: how many of the latest request bodies :attr:`bodies` keeps (0: none, as
+    the benchmarks want).
     """
 
     def __init__(
@@ -159,6 +177,7 @@ class FakeOpenAIServer:
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
+        record_bodies: int = 1000,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
@@ -178,6 +197,8 @@ class FakeOpenAIServer:
         self._port = port
         self._stats = ServerStats()
         self._lock = threading.Lock()
+        self.bodies: deque[dict[str, Any]] = deque(maxlen=record_bodies)
+        """The JSON bodies of the last ``record_bodies`` chat requests, oldest first."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -341,6 +362,8 @@ class FakeOpenAIServer:
             await self._respond(writer, 400, {"error": {"message": f"bad request: {error}"}})
             return True
         with self._lock:
+            if self.bodies.maxlen:
+                self.bodies.append(request)
             index = self._stats.requests
             self._stats.requests += 1
             admitted = self._stats.in_flight < self.capacity
@@ -351,7 +374,8 @@ class FakeOpenAIServer:
             await self._rate_limited(writer)
             return True
         try:
-            return await self._answer(ChatCall(index, model, messages, headers), reader, writer)
+            call = ChatCall(index, model, messages, headers, request)
+            return await self._answer(call, reader, writer)
         finally:
             with self._lock:
                 self._stats.in_flight -= 1
@@ -492,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
         hang_s=args.hang_s,
         seed=args.seed,
         port=args.port,
+        record_bodies=0,
     )
 
     async def run() -> None:

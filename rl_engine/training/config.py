@@ -52,16 +52,20 @@ MAX_KWARG_LIST = 64
 MAX_KWARG_TEXT = 1000
 
 
-def _help(text: str, name: str | None = None) -> dict[str, str]:
+def _help(
+    text: str, name: str | None = None, *, choices: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """A field's metadata: its help text (with its bound, for a bounded setting) and, for a
+    fixed list of values, the ``choices`` (forms are generated from both)."""
     if name in MAX_INT_SETTINGS:
         text += f" At most {MAX_INT_SETTINGS[name]:,}."
     elif name in MAX_FLOAT_SETTINGS:
         text += f" At most {MAX_FLOAT_SETTINGS[name]:g}."
-    return {"help": text}
+    return {"help": text} if choices is None else {"help": text, "choices": choices}
 
 
 def _default_judge() -> JudgeSpec:
-    return JudgeSpec(kind="heuristic")
+    return JudgeSpec(endpoint="heuristic")
 
 
 @dataclass
@@ -72,7 +76,8 @@ class TrainConfig:
         default="trl",
         metadata=_help(
             "Training engine: 'trl' (TRL trainers, one process) or 'verl' (PPO/GRPO on "
-            "Ray + vLLM; provided by rl_engine.training.verl_backend)."
+            "Ray + vLLM; provided by rl_engine.training.verl_backend).",
+            choices=BACKENDS,
         ),
     )
     algorithm: str = field(
@@ -80,7 +85,8 @@ class TrainConfig:
         metadata=_help(
             "'grpo' (group-relative advantages), 'rloo' (leave-one-out baseline), "
             "'sft' (Reference-SFT: supervised fine-tuning on each instruction's best reference) or "
-            "'ppo' (PPO with a GAE critic, the paper's setting; backend='verl' only)."
+            "'ppo' (PPO with a GAE critic, the paper's setting; backend='verl' only).",
+            choices=ALGORITHMS,
         ),
     )
     policy: str = field(
@@ -92,7 +98,10 @@ class TrainConfig:
     )
     judge: JudgeSpec = field(
         default_factory=_default_judge,
-        metadata=_help("Pairwise judge (kind openai / local / heuristic and its settings)."),
+        metadata=_help(
+            "Pairwise judge: an endpoint the deployment declares (by name), a model among those "
+            "it lists, and how to call it."
+        ),
     )
     judge_max_invalid_rate: float = field(
         default=0.5,
@@ -145,7 +154,8 @@ class TrainConfig:
             "'pairwise' (the judge compares the rollout with the current reference: 1 / 0.5 / "
             "0) or 'pointwise' (the paper's baseline: the rollout's own 1..10 score mapped to "
             "0..1; the curriculum compares it with the reference's score). Pointwise needs an "
-            "'openai' or 'heuristic' judge."
+            "OpenAI-compatible or the 'heuristic' endpoint.",
+            choices=REWARD_KINDS,
         ),
     )
     reward_position: str = field(
@@ -153,14 +163,16 @@ class TrainConfig:
         metadata=_help(
             "Where the rollout is shown to the judge: 'disadvantage' (reference first, "
             "the paper's default), 'advantage' (rollout first) or 'both' (both orders; a flip is a "
-            "tie)."
+            "tie).",
+            choices=POSITIONS,
         ),
     )
     curriculum: str = field(
         default="dynamic",
         metadata=_help(
             "Reference scheduling: 'dynamic' (each sample moves up a tier when it "
-            "beats its reference), 'static' (always static_tier) or 'random'."
+            "beats its reference), 'static' (always static_tier) or 'random'.",
+            choices=CURRICULA,
         ),
     )
     min_wins: int = field(
@@ -256,12 +268,14 @@ class TrainConfig:
     seed: int = field(default=0, metadata=_help("Seed for data order, sampling and init."))
     device: str = field(
         default="auto",
-        metadata=_help("'auto' (CUDA when available), 'cpu' or 'cuda'."),
+        metadata=_help("'auto' (CUDA when available), 'cpu' or 'cuda'.", choices=DEVICES),
     )
     dtype: str = field(
         default="auto",
         metadata=_help(
-            "Weights dtype: 'auto' (bf16 on CUDA, fp32 on CPU), 'float32', 'bfloat16' or 'float16'."
+            "Weights dtype: 'auto' (bf16 on CUDA, fp32 on CPU), 'float32', 'bfloat16' or "
+            "'float16'.",
+            choices=DTYPES,
         ),
     )
     output_dir: str = field(
@@ -275,7 +289,8 @@ class TrainConfig:
         metadata=_help(
             "Rollouts with vLLM on CUDA: 'auto' (colocate when vLLM is installed, else HF "
             "generate), 'off', 'colocate' (same GPU as training) or 'server' (a `trl vllm-serve` "
-            "process at vllm_server_url). Needs the gpu extra. Ignored on CPU."
+            "process at vllm_server_url). Needs the gpu extra. Ignored on CPU.",
+            choices=VLLM_MODES,
         ),
     )
     vllm_server_url: str = field(

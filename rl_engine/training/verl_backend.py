@@ -243,13 +243,14 @@ def verl_config(
     rollouts_per_prompt = 1 if ppo else config.num_generations
     max_tokens = settings.max_prompt_tokens + config.max_completion_tokens
     judge = config.judge
-    if judge.kind != "openai":
+    resolved = judge.resolve()
+    if resolved.kind != "openai":
         raise ValueError(
-            f"TrainConfig.judge.kind is {judge.kind!r}; the verl reward hook needs an "
-            "OpenAI-compatible judge (kind='openai' with base_url and model), e.g. the compose "
-            "file's vLLM judge"
+            f"TrainConfig.judge.endpoint is {judge.endpoint!r} ({resolved.kind}); the verl "
+            "reward hook needs an OpenAI-compatible judge endpoint, e.g. the compose file's "
+            "vLLM judge"
         )
-    judge_base_url = settings.judge_base_url or judge.base_url
+    judge_base_url = settings.judge_base_url or resolved.base_url
     if not settings.api_url:
         raise ValueError(
             "WRITING_RL_INTERNAL_API_URL is not set: the verl reward hook needs the web app's URL "
@@ -326,8 +327,8 @@ def verl_config(
                     "api_url": settings.api_url,
                     "run_id": run_id,
                     "judge_base_url": judge_base_url,
-                    "judge_model": judge.model,
-                    "judge_api_key_env": judge.api_key_env,
+                    "judge_model": resolved.model,
+                    "judge_api_key_env": resolved.endpoint.api_key_env,
                     "position": config.reward_position,
                     "prompts_file": PROMPTS_FILE,
                     "max_concurrency": judge.max_concurrency,
@@ -425,7 +426,7 @@ def build_job(
     )
     token = os.environ.get("WRITING_RL_INTERNAL_API_TOKEN", "") if token is None else token
     env_vars = {"WRITING_RL_INTERNAL_API_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    key_env = config.judge.api_key_env
+    key_env = config.judge.resolve().endpoint.api_key_env
     if key_env and os.environ.get(key_env):
         env_vars[key_env] = os.environ[key_env]
     runtime_env_path = job_dir.parent / f"{job_dir.name}.runtime_env.yaml"

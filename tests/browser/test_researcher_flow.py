@@ -112,7 +112,7 @@ def test_it_takes_a_researcher_from_upload_to_a_finished_run(
     }.items():
         page.fill(f"#id_{name}", value)
     page.select_option("#id_device", "cpu")
-    assert page.input_value("#id_judge_kind") == "heuristic"
+    assert page.input_value("#id_judge_endpoint") == "heuristic"
     page.click("text=Launch run")
     page.wait_for_url(re.compile(r"/studio/runs/\d+/$"))
     run = Run.objects.get(name="tiny tides")

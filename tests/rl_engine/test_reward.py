@@ -18,7 +18,7 @@ from rl_engine.reward import (
     combine_orders,
     pairwise_reward,
 )
-from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault
+from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault, transport_to
 
 EXPECTED = {
     (Verdict.A, "first"): 1.0,
@@ -152,7 +152,7 @@ def test_all_rollouts_of_a_batch_are_judged_concurrently_over_http() -> None:
         return "[[A]]" if a_section.lstrip().startswith("rollout") else "[[B]]"
 
     with FakeOpenAIServer(latency_s=0.2, capacity=64, policy=policy) as server:
-        judge = OpenAIJudge(server.base_url, "fake", max_concurrency=32)
+        judge = OpenAIJudge(transport_to(server.base_url, max_concurrency=32, hedge=True))
         reward = PairwiseReward(judge, "both")
         requests = [request(f"rollout {i}", f"reference {i}") for i in range(16)]
         started = time.perf_counter()

@@ -32,7 +32,19 @@ from rl_engine.training.verl_backend import (
     verl_config,
 )
 
-JUDGE = JudgeSpec(kind="openai", model="qwen-plus", base_url="http://judge:8000/v1")
+JUDGE = JudgeSpec(endpoint="judge", model="qwen-plus")
+
+
+@pytest.fixture(autouse=True)
+def judge_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment declares the judge (its URL and key variable live there, not in runs)."""
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        '[{"name": "judge", "base_url": "http://judge:8000/v1", "models": ["qwen-plus"], '
+        '"api_key_env": "OPENAI_API_KEY"}]',
+    )
+
+
 SETTINGS = VerlSettings(api_url="http://studio:8000", gpus_per_node=8)
 INSTRUCTIONS = [
     TrainingInstruction("11", "Write a fable.", ["weak fable", "good fable"], criteria="Moral."),
@@ -94,7 +106,7 @@ def test_it_writes_grpo_with_groups_and_kl_as_a_loss(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"judge": JudgeSpec(kind="heuristic")}, "OpenAI-compatible judge"),
+        ({"judge": JudgeSpec(endpoint="heuristic")}, "OpenAI-compatible judge"),
         ({"min_wins": 2}, "min_wins must be 1"),
         ({"reward_terms": {"length": 0.5}}, "reward_terms"),
         ({"algorithm": "sft"}, "does not run on verl"),

@@ -7,8 +7,16 @@ import re
 import pytest
 
 from rl_engine.models import tiny_model
+from rl_engine.testing import registry_for
 from rl_engine.testing.openai_server import ChatCall, FakeOpenAIServer, Fault
-from rl_engine.writers import LocalWriter, WriterSpec, WritingTask, make_writer, parse_plan
+from rl_engine.writers import (
+    LocalWriter,
+    Writer,
+    WriterSpec,
+    WritingTask,
+    make_writer,
+    parse_plan,
+)
 
 
 def writing_policy(call: ChatCall) -> str | Fault:
@@ -33,11 +41,15 @@ def server() -> FakeOpenAIServer:
 
 def spec(server: FakeOpenAIServer, **changes: object) -> WriterSpec:
     fields: dict[str, object] = {
-        "name": "gpt", "kind": "openai", "model": "m", "base_url": server.base_url,
+        "name": "gpt", "endpoint": "fake", "model": "m",
         "plan_then_write": True, "plan_min_words": 1000, "max_retries": 0,
     }  # fmt: skip
     fields.update(changes)
     return WriterSpec(**fields)  # type: ignore[arg-type]
+
+
+def writer_for(server: FakeOpenAIServer, **changes: object) -> Writer:
+    return make_writer(spec(server, **changes), registry=registry_for(server.base_url))
 
 
 def test_it_parses_an_outline() -> None:
@@ -48,7 +60,7 @@ def test_it_parses_an_outline() -> None:
 
 
 def test_it_writes_short_tasks_directly_and_long_ones_section_by_section(server) -> None:
-    writer = make_writer(spec(server))
+    writer = writer_for(server)
     short, long = writer.write(
         [WritingTask("A haiku.", 17), WritingTask("A 2000-word story.", required_words=2000)]
     )
@@ -63,7 +75,7 @@ def test_it_writes_short_tasks_directly_and_long_ones_section_by_section(server)
 
 
 def test_it_writes_sections_in_parallel_without_the_text_so_far(server) -> None:
-    writer = make_writer(spec(server, parallel_sections=True))
+    writer = writer_for(server, parallel_sections=True)
     [output] = writer.write([WritingTask("A 2000-word story.", required_words=2000)])
     assert output.text is not None and "saw previous: True" not in output.text
     assert output.text.count("<section") == 3
@@ -71,14 +83,14 @@ def test_it_writes_sections_in_parallel_without_the_text_so_far(server) -> None:
 
 def test_it_reports_a_failed_generation_instead_of_empty_text() -> None:
     with FakeOpenAIServer(latency_s=0.01, policy=lambda call: Fault.SERVER_ERROR) as failing:
-        [output] = make_writer(spec(failing)).write([WritingTask("A poem.")])
+        [output] = writer_for(failing).write([WritingTask("A poem.")])
     assert output.text is None and output.error and "500" in output.error
 
 
 def test_it_writes_with_a_local_model() -> None:
     model, tokenizer = tiny_model(seed=0)
     writer = LocalWriter(
-        WriterSpec(name="tiny", max_new_tokens=4, temperature=0.0, plan_then_write=True,
+        WriterSpec(name="tiny", max_tokens=4, temperature=0.0, plan_then_write=True,
                    plan_min_words=100, section_words=50),
         model=model, tokenizer=tokenizer,
     )  # fmt: skip

@@ -55,7 +55,12 @@ def test_it_plugs_into_verls_reward_function_contract(
     settings: Any,
     judge_server: FakeOpenAIServer,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        json.dumps([{"name": "judge", "base_url": judge_server.base_url, "models": ["judge"]}]),
+    )
     try:
         python = ensure_venv()
     except RuntimeError as error:  # pip could not fetch verl or its dependencies
@@ -74,8 +79,7 @@ def test_it_plugs_into_verls_reward_function_contract(
     config = TrainConfig(
         backend="verl", algorithm="grpo", policy=str(policy), prompts_per_step=32,
         num_generations=8, max_completion_tokens=10_000, output_dir=str(tmp_path / "run"),
-        judge=JudgeSpec(kind="openai", model="judge", base_url=judge_server.base_url,
-                        max_retries=0),
+        judge=JudgeSpec(endpoint="judge", model="judge", max_retries=0),
     )  # fmt: skip
     verl_settings = VerlSettings(api_url=live_server.url, checkpoint_dir=str(tmp_path / "ck"))
     grpo = build_job(config, instructions, verl_settings, run_id=str(setup.run.pk),

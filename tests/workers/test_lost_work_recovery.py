@@ -4,6 +4,7 @@ pipeline job that resumes where the lost worker stopped."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_beat_hands_a_lost_run_to_a_live_worker_which_finishes_it(settings, tmp_
 
 
 def test_beat_hands_a_lost_pipeline_job_to_a_live_worker_which_resumes_it(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset = make_dataset()
     done, todo = (make_instruction(dataset, prompt=f"Write about fog, part {i}.") for i in (1, 2))
@@ -70,7 +71,10 @@ def test_beat_hands_a_lost_pipeline_job_to_a_live_worker_which_resumes_it(
         return "Fog rolls in from the bay at dusk. " * 4
 
     with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
-        writer = {"name": "gpt", "kind": "openai", "model": "m", "base_url": server.base_url}
+        monkeypatch.setenv(
+            "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": server.base_url}])
+        )
+        writer = {"name": "gpt", "endpoint": "fake", "model": "m"}
         job = job_create(
             kind="generate_references", dataset=dataset, params={"writers": [writer]}, enqueue=False
         )

@@ -11,8 +11,10 @@ from django.contrib.auth import get_user_model
 
 from webapp.annotation.models import Vote
 from webapp.annotation.services.campaigns import SystemSpec
+from webapp.studio.forms import judge_fields
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Reference, Run
 from webapp.studio.paths import PathNotAllowed, check_model
+from webapp.studio.spec_forms import refuse_pasted_keys
 
 VOTE_CHOICES = [
     (Vote.Choice.LEFT.value, "Left is better"),
@@ -191,25 +193,27 @@ class CampaignForm(forms.Form):
 
 
 class JudgeRunForm(forms.Form):
-    kind = forms.ChoiceField(
-        choices=[("heuristic", "heuristic (offline)"), ("openai", "OpenAI-compatible endpoint")]
-    )
-    model = forms.CharField(required=False, max_length=300, help_text="The endpoint's model name.")
-    base_url = forms.CharField(required=False, max_length=500, label="Base URL")
-    api_key_env = forms.CharField(
-        required=False,
-        label="API key variable",
-        initial="OPENAI_API_KEY",
-        help_text="The name of the environment variable holding the key; the key is never stored.",
-    )
+    """An LLM judge (or the heuristic) on a campaign's pairs: a declared endpoint by name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.judge = judge_fields(
+            kinds=("heuristic", "openai"),
+            include=("endpoint", "model", "structured_output", "extra_body"),
+            prefix="",
+        )
+        self.judge.add(self)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        refuse_pasted_keys(self)
+        spec = self.judge.clean(self)
+        if spec is not None:
+            cleaned["spec"] = spec
+        return cleaned
 
     def spec(self) -> dict[str, Any]:
-        data = self.cleaned_data
-        spec: dict[str, Any] = {"kind": data["kind"]}
-        for name in ("model", "base_url", "api_key_env"):
-            if data.get(name):
-                spec[name] = data[name]
-        return spec
+        return self.cleaned_data["spec"].to_dict()
 
 
 class PreferenceExportForm(forms.Form):

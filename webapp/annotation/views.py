@@ -291,7 +291,13 @@ def judge_start(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "The judge is queued on both orders of every item.")
     else:
-        messages.error(request, "Pick a judge kind.")
+        messages.error(
+            request,
+            "; ".join(
+                f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+                for name, errors in form.errors.items()
+            ),
+        )
     return redirect("annotation:results", pk=campaign.pk)
 
 

@@ -12,39 +12,35 @@ from rl_engine.evaluation.runner import EvalSettings
 from rl_engine.training import TrainConfig
 from webapp.evals.models import AblationCell, Benchmark, EvalRun, LongInputBenchmark
 from webapp.evals.services.ablations import DEFAULT_CURRICULA, DEFAULT_SELECTIONS, REWARDS
+from webapp.studio.forms import judge_fields
 from webapp.studio.models import Checkpoint, Dataset, Instruction, Selection
 from webapp.studio.paths import PathNotAllowed, check_model
+from webapp.studio.spec_forms import refuse_pasted_keys
 
 SPLITS = [*Instruction.Split.choices, ("", "every split")]
-JUDGE_KINDS = [
-    ("heuristic", "heuristic (offline, not an LLM)"),
-    ("openai", "OpenAI-compatible endpoint"),
-    ("local", "local model"),
-]
 _DEFAULTS = EvalSettings("writingbench")
+JUDGE_FIELDS = ("endpoint", "model", "structured_output", "extra_body")
 
 
 class JudgeFields(forms.Form):
-    judge_kind = forms.ChoiceField(choices=JUDGE_KINDS, initial="heuristic")
-    judge_model = forms.CharField(
-        required=False,
-        help_text="Endpoint model name, or a local model (policy name or HF checkpoint path).",
-    )
-    judge_base_url = forms.CharField(required=False, help_text="e.g. http://127.0.0.1:8000/v1")
-    judge_api_key_env = forms.CharField(
-        required=False,
-        initial="OPENAI_API_KEY",
-        help_text="Name of the environment variable holding the key (the key is never stored).",
-    )
+    """The judge: a declared endpoint by name (the deployment's default judge first)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.judge = judge_fields(include=JUDGE_FIELDS)
+        self.judge.add(self)
+        self.judge_fields = self.judge.names
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        refuse_pasted_keys(self)
+        spec = self.judge.clean(self)
+        if spec is not None:
+            cleaned["judge_spec"] = spec
+        return cleaned
 
     def judge_spec(self) -> dict[str, Any]:
-        data = self.cleaned_data
-        spec: dict[str, Any] = {"kind": data["judge_kind"], "model": data.get("judge_model", "")}
-        if data.get("judge_base_url"):
-            spec["base_url"] = data["judge_base_url"]
-        if data.get("judge_api_key_env"):
-            spec["api_key_env"] = data["judge_api_key_env"]
-        return spec
+        return self.cleaned_data["judge_spec"].to_dict()
 
 
 class EvalRunForm(JudgeFields):
@@ -118,9 +114,6 @@ class EvalRunForm(JudgeFields):
             Instruction.Split.EVAL if Instruction.Split.EVAL in present or not present else ""
         )
         self.fields["base_model"].initial = settings.WRITING_RL_POLICY
-        self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
-        self.fields["judge_model"].initial = settings.WRITING_RL_JUDGE_MODEL
-        self.fields["judge_base_url"].initial = settings.WRITING_RL_JUDGE_BASE_URL
 
     def clean_base_model(self) -> str:
         value = self.cleaned_data.get("base_model") or ""
@@ -252,7 +245,6 @@ class AblationForm(JudgeFields):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["policy"].initial = settings.WRITING_RL_POLICY
-        self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
         help_texts = TrainConfig.help()
         for name in ("policy", "algorithm", "max_steps", "prompts_per_step", "num_generations",
                      "max_completion_tokens", "learning_rate", "seed"):  # fmt: skip

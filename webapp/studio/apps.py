@@ -1,5 +1,8 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
+
+from rl_engine.judging.endpoints import default_registry
 
 
 class StudioConfig(AppConfig):
@@ -15,3 +18,9 @@ class StudioConfig(AppConfig):
         from webapp.studio.roles import on_post_migrate
 
         post_migrate.connect(on_post_migrate, dispatch_uid="writing-rl-roles")
+        # The deployment's endpoints are read at start-up: a bad declaration stops the web
+        # app and the workers here, naming the entry, rather than failing a run later.
+        try:
+            default_registry()
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"model endpoints: {exc}") from None

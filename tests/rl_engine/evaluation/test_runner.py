@@ -32,7 +32,7 @@ from rl_engine.judging import HeuristicJudge, JudgeSpec, OpenAIJudge, OpenAIScor
 from rl_engine.judging._aio import run_sync
 from rl_engine.judging.transport import ChatTransport, RetryPolicy
 from rl_engine.models import generate, tiny_model
-from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault
+from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault, transport_to
 from rl_engine.text import length_score
 
 
@@ -65,7 +65,9 @@ def test_it_scores_writingbench_criteria_one_at_a_time_and_skips_failed_ones() -
     for item in items:
         item.response = "A response."
     with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
-        scorer = OpenAIScorer(server.base_url, "fake", max_retries=0, max_reasks=1)
+        scorer = OpenAIScorer(
+            transport_to(server.base_url, max_retries=0, max_tokens=512), max_reasks=1
+        )
         results, aggregates = judge_responses_sync(
             items,
             generate_responses(items, EvalSettings("writingbench"), None),
@@ -95,7 +97,7 @@ def test_it_scores_writingbench_criteria_one_at_a_time_and_skips_failed_ones() -
 def test_it_scores_writingbench_with_the_heuristic_grader_as_scorer() -> None:
     items = [EvalItem("q", "Write about rivers and mountains.", criteria=(Criterion("Topic"),))]
     items[0].response = "Rivers run from mountains to the sea, carving valleys as they go."
-    evaluators = make_evaluators(JudgeSpec(kind="heuristic"))
+    evaluators = make_evaluators(JudgeSpec(endpoint="heuristic"))
     assert isinstance(evaluators.scorer, GraderScorer)
     settings = EvalSettings("writingbench")
     results, aggregates = judge_responses_sync(
@@ -298,7 +300,7 @@ def test_it_judges_both_orders_and_counts_a_flip_as_a_tie() -> None:
     ]
     settings = EvalSettings("pairwise")
     with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
-        judge = OpenAIJudge(server.base_url, "fake", max_retries=0)
+        judge = OpenAIJudge(transport_to(server.base_url, max_retries=0))
         results, aggregates = judge_responses_sync(
             items, generate_responses(items, settings, None), settings, Evaluators(judge=judge)
         )
@@ -317,7 +319,7 @@ def test_it_leaves_invalid_pairwise_verdicts_out_of_the_win_rate() -> None:
     ]
     settings = EvalSettings("pairwise")
     with FakeOpenAIServer(latency_s=0.0, policy=lambda call: Fault.GARBLED) as server:
-        judge = OpenAIJudge(server.base_url, "fake", max_retries=0, max_reasks=0)
+        judge = OpenAIJudge(transport_to(server.base_url, max_retries=0), max_reasks=0)
         results, aggregates = judge_responses_sync(
             items, generate_responses(items, settings, None), settings, Evaluators(judge=judge)
         )
@@ -447,7 +449,7 @@ def test_it_reports_judging_progress_as_chunks_of_judge_calls_come_back() -> Non
         items,
         generate_responses(items, settings, None),
         settings,
-        make_evaluators(JudgeSpec(kind="heuristic")),
+        make_evaluators(JudgeSpec(endpoint="heuristic")),
         progress=lambda phase, done, total: seen.append((phase, done, total)),
     )
     assert seen == [("judging", 64, 70), ("judging", 70, 70)]  # 70 criterion calls

@@ -141,7 +141,14 @@ def test_when_both_copies_fail_the_pair_is_retried_and_both_are_counted() -> Non
 def test_a_call_cancelled_mid_hedge_gives_back_every_slot() -> None:
     async def scenario(base_url: str) -> int:
         judge = OpenAIJudge(
-            base_url, "fake-judge", max_concurrency=2, timeout_s=10.0, hedge_after_s=0.05
+            ChatTransport(
+                base_url,
+                "fake-judge",
+                max_concurrency=2,
+                timeout_s=10.0,
+                hedge=True,
+                hedge_after_s=0.05,
+            )
         )
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(judge.compare([tagged_pair(0, "A")]), timeout=0.3)

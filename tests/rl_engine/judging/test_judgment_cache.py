@@ -16,19 +16,15 @@ from rl_engine.judging import (
     Verdict,
     judgment_key,
 )
-from rl_engine.testing import FakeOpenAIServer, Fault
+from rl_engine.testing import FakeOpenAIServer, Fault, transport_to
 from rl_engine.testing.policies import echo_policy, tagged_pair
 
 
 def openai_judge(server: FakeOpenAIServer, **options: object) -> OpenAIJudge:
-    return OpenAIJudge(
-        server.base_url,
-        "fake",
-        max_retries=0,
-        max_reasks=0,
-        backoff_base_s=0.01,
-        **options,  # type: ignore[arg-type]
+    transport = transport_to(
+        server.base_url, "fake", max_retries=0, backoff_base_s=0.01, hedge=True, **options
     )
+    return OpenAIJudge(transport, max_reasks=0)
 
 
 def test_it_serves_a_repeated_judgment_without_a_request(tmp_path: Path) -> None:

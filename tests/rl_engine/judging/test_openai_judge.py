@@ -10,7 +10,7 @@ import pytest
 
 from rl_engine.judging import OpenAIJudge, PairRequest, Verdict
 from rl_engine.judging.openai_judge import REASK_MESSAGE
-from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault
+from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault, transport_to
 from rl_engine.testing.policies import echo_policy, expected_tag, tagged_pair
 
 
@@ -21,9 +21,12 @@ def make_judge(server: FakeOpenAIServer, **options: object) -> OpenAIJudge:
         "max_retries": 3,
         "backoff_base_s": 0.01,
         "seed": 0,
+        "hedge": True,
     }
     settings.update(options)
-    return OpenAIJudge(server.base_url, "fake-judge", api_key="sk-test", **settings)  # type: ignore[arg-type]
+    reasks = {"max_reasks": settings.pop("max_reasks")} if "max_reasks" in settings else {}
+    transport = transport_to(server.base_url, "fake-judge", api_key="sk-test", **settings)
+    return OpenAIJudge(transport, **reasks)  # type: ignore[arg-type]
 
 
 def test_it_returns_the_judges_verdicts_in_request_order() -> None:
@@ -200,7 +203,9 @@ def test_it_reports_an_unreachable_endpoint_as_invalid() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     judge = OpenAIJudge(
-        f"http://127.0.0.1:{port}/v1", "fake", max_retries=1, backoff_base_s=0.01, timeout_s=2
+        transport_to(
+            f"http://127.0.0.1:{port}/v1", "fake", max_retries=1, backoff_base_s=0.01, timeout_s=2
+        )
     )
     (judgment,) = judge.compare_sync([tagged_pair(0, "A")])
     judge.close()
@@ -227,8 +232,9 @@ def test_it_works_from_async_code_and_sync_code_alike() -> None:
 
 @pytest.mark.parametrize("bad", [{"max_reasks": -1}, {"max_retries": -1}, {"max_concurrency": 0}])
 def test_it_rejects_impossible_settings(bad: dict[str, int]) -> None:
+    reasks = bad.pop("max_reasks", 0)
     with pytest.raises(ValueError):
-        OpenAIJudge("http://127.0.0.1:1/v1", "fake", **bad)  # type: ignore[arg-type]
+        OpenAIJudge(transport_to("http://127.0.0.1:1/v1", "fake", **bad), max_reasks=reasks)
 
 
 def test_the_policy_helper_reads_the_expected_tag() -> None:

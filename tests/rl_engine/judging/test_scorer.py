@@ -5,13 +5,15 @@ import json
 import pytest
 
 from rl_engine.judging import OpenAIScorer, parse_score
-from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault
+from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault, transport_to
 
 
 def make_scorer(server: FakeOpenAIServer, **options: object) -> OpenAIScorer:
     settings: dict[str, object] = {"max_retries": 2, "backoff_base_s": 0.01, "timeout_s": 5.0}
     settings.update(options)
-    return OpenAIScorer(server.base_url, "fake-grader", **settings)  # type: ignore[arg-type]
+    reasks = {"max_reasks": settings.pop("max_reasks")} if "max_reasks" in settings else {}
+    transport = transport_to(server.base_url, "fake-grader", max_tokens=512, **settings)  # type: ignore[arg-type]
+    return OpenAIScorer(transport, **reasks)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -106,7 +108,7 @@ def test_it_grades_many_concurrently_in_order() -> None:
 def test_it_makes_an_offline_heuristic_scorer_that_prefers_the_asked_length() -> None:
     from rl_engine.judging import HeuristicScorer, JudgeSpec, make_scorer
 
-    scorer = make_scorer(JudgeSpec(kind="heuristic"))
+    scorer = make_scorer(JudgeSpec(endpoint="heuristic"))
     assert isinstance(scorer, HeuristicScorer)
     instruction = "Write about 20 words on rivers."
     on_length = " ".join(f"river{chr(97 + i % 26)}" for i in range(20))

@@ -20,7 +20,7 @@ def test_it_has_a_help_text_for_every_field() -> None:
 def test_it_round_trips_through_json_with_the_nested_judge_spec() -> None:
     config = TrainConfig(
         algorithm="rloo",
-        judge=JudgeSpec(kind="openai", model="qwen-plus", base_url="http://127.0.0.1:9/v1"),
+        judge=JudgeSpec(endpoint="lab-judge", model="qwen-plus", structured_output="grammar"),
         reward_terms={"length": 0.5},
         curriculum="static",
         static_tier=-1,

@@ -38,7 +38,7 @@ def test_it_runs_grpo_on_smollm2_and_tiers_rise(tmp_path: Path) -> None:
     reporter = InMemoryReporter()
     config = TrainConfig(
         policy="smollm2-135m-instruct",
-        judge=JudgeSpec(kind="heuristic"),
+        judge=JudgeSpec(endpoint="heuristic"),
         num_generations=4,
         prompts_per_step=2,
         max_completion_tokens=32,

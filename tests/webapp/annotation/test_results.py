@@ -152,8 +152,10 @@ def test_it_runs_the_heuristic_judge_on_both_orders_of_every_item(voted: Campaig
 def test_it_refuses_a_bad_judge_spec(voted: Campaign) -> None:
     from django.core.exceptions import ValidationError
 
-    with pytest.raises(ValidationError, match="model is required"):
-        judge_run_create(campaign=voted, spec={"kind": "openai"}, enqueue=False)
+    with pytest.raises(ValidationError, match="needs a model"):
+        judge_run_create(campaign=voted, spec={"endpoint": "local"}, enqueue=False)
+    with pytest.raises(ValidationError, match="unknown endpoint 'elsewhere'"):
+        judge_run_create(campaign=voted, spec={"endpoint": "elsewhere"}, enqueue=False)
     assert not JudgeRun.objects.exists()
 
 
@@ -165,7 +167,7 @@ def test_it_shows_the_results_page_to_researchers(
     assert '<td class="wins">3</td>' in html
     assert 'id="kappa">0.217<' in html and 'id="raw-agreement">0.500<' in html
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post(f"/annotate/campaigns/{voted.pk}/judge/", {"kind": "heuristic"})
+        response = client.post(f"/annotate/campaigns/{voted.pk}/judge/", {"endpoint": "heuristic"})
     assert response.status_code == 302
     assert JudgeRun.objects.filter(campaign=voted, status="queued").count() == 1
     assert len(callbacks) == 1  # the task is queued once the judge run is committed

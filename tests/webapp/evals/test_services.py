@@ -10,7 +10,7 @@ import pytest
 from rl_engine.evaluation.grading import HeuristicGrader
 from rl_engine.evaluation.runner import Evaluators
 from rl_engine.judging import HeuristicJudge, OpenAIScorer
-from rl_engine.testing import ChatCall, FakeOpenAIServer
+from rl_engine.testing import ChatCall, FakeOpenAIServer, transport_to
 from tests.webapp.evals.factories import CHECKLIST, make_dataset, make_instruction
 from webapp.evals.models import EvalItemResult, EvalRun
 from webapp.evals.services.config import EvalConfigError
@@ -88,7 +88,7 @@ def test_it_scores_writingbench_criteria_with_a_judge_endpoint_for_a_reference_t
         dataset=dataset, judge={"kind": "heuristic"}, enqueue=False,
     )  # fmt: skip
     with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
-        evaluators = Evaluators(scorer=OpenAIScorer(server.base_url, "fake"))
+        evaluators = Evaluators(scorer=OpenAIScorer(transport_to(server.base_url)))
         assert eval_run_generate(eval_run.pk)
         assert eval_run_judge(eval_run.pk, evaluators)
         assert server.stats().requests == 2  # one call per criterion
@@ -146,7 +146,8 @@ def test_it_marks_the_run_failed_with_the_reason_and_keeps_nothing_half_done() -
         ({"split": "test"}, "no instruction in split 'test'"),
         ({"settings": {"max_new_tokens": 0}}, "max_new_tokens must be an integer >= 1"),
         ({"settings": {"beams": 3}}, "unknown evaluation setting"),
-        ({"judge": {"kind": "openai"}}, "JudgeSpec.model is required"),
+        ({"judge": {"endpoint": "local"}}, "needs a model"),
+        ({"judge": {"endpoint": "elsewhere"}}, "unknown endpoint 'elsewhere'"),
     ],
 )
 def test_it_refuses_an_invalid_evaluation_and_creates_nothing(

@@ -46,7 +46,7 @@ def test_the_new_form_creates_and_enqueues_an_evaluation(
     form = {
         "benchmark": "longbench_write", "system_kind": "base_model", "base_model": "/models/tiny",
         "dataset": dataset.pk, "split": "eval", "max_new_tokens": 16, "batch_size": 2,
-        "temperature": 0.0, "iterations": 1, "context_tokens": 2048, "judge_kind": "heuristic",
+        "temperature": 0.0, "iterations": 1, "context_tokens": 2048, "judge_endpoint": "heuristic",
     }  # fmt: skip
     with django_capture_on_commit_callbacks() as callbacks:
         response = staff_client.post("/evals/new/", form)
@@ -54,7 +54,7 @@ def test_the_new_form_creates_and_enqueues_an_evaluation(
     assert response["Location"] == f"/evals/{eval_run.pk}/"
     assert len(callbacks) == 1  # the generation task, sent once the row is committed
     assert eval_run.settings["max_new_tokens"] == 16 and eval_run.base_model == "/models/tiny"
-    assert eval_run.judge["kind"] == "heuristic" and eval_run.status == "queued"
+    assert eval_run.judge["endpoint"] == "heuristic" and eval_run.status == "queued"
 
 
 def test_the_new_form_shows_why_an_evaluation_cannot_start(staff_client: Client) -> None:
@@ -63,7 +63,7 @@ def test_the_new_form_shows_why_an_evaluation_cannot_start(staff_client: Client)
     form = {
         "benchmark": "pairwise", "system_kind": "base_model", "dataset": dataset.pk,
         "split": "eval", "max_new_tokens": 16, "batch_size": 2, "temperature": 0.0,
-        "iterations": 1, "context_tokens": 2048, "judge_kind": "heuristic",
+        "iterations": 1, "context_tokens": 2048, "judge_endpoint": "heuristic",
     }  # fmt: skip
     response = staff_client.post("/evals/new/", form)
     assert response.status_code == 400

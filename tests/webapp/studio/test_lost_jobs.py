@@ -3,6 +3,7 @@ sent to a live worker by the sweep."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -57,7 +58,9 @@ def test_a_lost_job_that_was_asked_to_stop_ends_as_cancelled() -> None:
     assert PipelineJob.objects.get(pk=job.pk).status == "cancelled"
 
 
-def test_a_resumed_generation_writes_only_what_the_lost_worker_had_not() -> None:
+def test_a_resumed_generation_writes_only_what_the_lost_worker_had_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dataset = make_dataset()
     instructions = [make_instruction(dataset, prompt=f"Tides, part {i}.") for i in range(3)]
     asked: list[str] = []
@@ -67,7 +70,10 @@ def test_a_resumed_generation_writes_only_what_the_lost_worker_had_not() -> None
         return "Tides rise and fall twice a day. " * 5
 
     with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
-        writer = {"name": "gpt", "kind": "openai", "model": "m", "base_url": server.base_url}
+        monkeypatch.setenv(
+            "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": server.base_url}])
+        )
+        writer = {"name": "gpt", "endpoint": "fake", "model": "m"}
         job = job_create(
             kind="generate_references",
             dataset=dataset,

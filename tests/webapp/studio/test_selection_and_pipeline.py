@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rl_engine.models import tiny_model
@@ -78,12 +80,17 @@ def plan_policy(call: ChatCall) -> str | Fault:
     return "Words " * 20
 
 
-def test_it_generates_references_with_plan_then_write_and_counts_failures() -> None:
+def test_it_generates_references_with_plan_then_write_and_counts_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     dataset = make_dataset()
     long = make_instruction(dataset, prompt="Write a 1200-word essay on bridges.")
     short = make_instruction(dataset, prompt="A haiku on snow.")
     with FakeOpenAIServer(latency_s=0.0, policy=plan_policy) as server:
-        writer = {"name": "gpt", "kind": "openai", "model": "m", "base_url": server.base_url,
+        monkeypatch.setenv(
+            "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": server.base_url}])
+        )
+        writer = {"name": "gpt", "endpoint": "fake", "model": "m",
                   "plan_then_write": True, "plan_min_words": 1000, "max_retries": 0}  # fmt: skip
         seen: list[float] = []
         result = references_generate(
@@ -96,7 +103,10 @@ def test_it_generates_references_with_plan_then_write_and_counts_failures() -> N
     assert Reference.objects.get(instruction=short).metadata["plan"] is None
     assert seen[-1] == 1.0
     with FakeOpenAIServer(latency_s=0.0, policy=lambda c: Fault.SERVER_ERROR) as broken:
-        writer.update(base_url=broken.base_url, name="broken")
+        monkeypatch.setenv(
+            "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": broken.base_url}])
+        )
+        writer.update(name="broken")
         result = references_generate(dataset=dataset, writers=[writer])
     assert (result["written"], result["failed"]) == (0, 2) and "HTTP 500" in result["errors"][0]
     assert not Reference.objects.filter(writer="broken").exists()

@@ -21,6 +21,16 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return calls
 
 
+@pytest.fixture(autouse=True)
+def endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment's endpoints: one that lists its models, one that does not."""
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        '[{"name": "dashscope", "base_url": "http://judge:8001/v1", "models": ["qwen-plus"], '
+        '"api_key_env": "DASHSCOPE_API_KEY"}, {"name": "vllm", "base_url": "http://gpu:8000/v1"}]',
+    )
+
+
 def post(client: Client, dataset_pk: int, **data: object) -> Any:
     return client.post(f"/studio/datasets/{dataset_pk}/jobs/new/", data)
 
@@ -46,17 +56,17 @@ def test_it_queues_a_reference_writer_job_on_the_gpu_queue(
     dataset = make_dataset("d")
     response = post(
         staff_client, dataset.pk, kind="generate_references", name="smollm2-careful",
-        writer_kind="local", model="smollm2-135m-instruct", max_new_tokens=300,
+        endpoint="local", model="smollm2-135m-instruct", max_tokens=300,
         temperature=0.5, plan_then_write="on", split="train",
     )  # fmt: skip
     assert response.status_code == 302 and response["Location"].endswith("#jobs")
     job = PipelineJob.objects.get()
     assert job.kind == "generate_references" and job.params["split"] == "train"
     (writer,) = job.params["writers"]
-    assert (writer["name"], writer["kind"], writer["model"]) == (
+    assert (writer["name"], writer["endpoint"], writer["model"]) == (
         "smollm2-careful", "local", "smollm2-135m-instruct",
     )  # fmt: skip
-    assert writer["max_new_tokens"] == 300 and writer["plan_then_write"] is True
+    assert writer["max_tokens"] == 300 and writer["plan_then_write"] is True
     assert sent == [
         {"args": [job.pk], "task_id": job.task_id, "queue": "gpu", "routing_key": "gpu"}
     ]
@@ -64,17 +74,17 @@ def test_it_queues_a_reference_writer_job_on_the_gpu_queue(
     assert f"#{job.pk} generate references" in page and "every 2s" in page
 
 
-def test_an_endpoint_writer_needs_its_model_and_url_and_nothing_is_queued(
+def test_an_endpoint_writer_needs_its_model_and_nothing_is_queued(
     staff_client: Client, sent: list[dict[str, Any]]
 ) -> None:
     dataset = make_dataset("d")
     response = post(
-        staff_client, dataset.pk, kind="generate_references", name="gpt", writer_kind="openai",
-        max_new_tokens=100, temperature=0.7,
+        staff_client, dataset.pk, kind="generate_references", name="gpt", endpoint="vllm",
+        max_tokens=100, temperature=0.7,
     )  # fmt: skip
     assert response.status_code == 400
     html = response.content.decode()
-    assert "needs its model name and base URL" in html
+    assert "endpoint &#x27;vllm&#x27; needs a model" in html
     assert "<details open>" in html  # the form with the error is open
     assert not PipelineJob.objects.exists() and sent == []
 
@@ -84,13 +94,12 @@ def test_a_pasted_key_is_refused_and_not_echoed(
 ) -> None:
     dataset = make_dataset("d")
     response = post(
-        staff_client, dataset.pk, kind="score_references", scorer_kind="openai",
-        scorer_model="qwen-plus", scorer_base_url="http://judge:8001/v1",
-        scorer_api_key_env="sk-live-abc123",
+        staff_client, dataset.pk, kind="score_references", scorer_endpoint="dashscope",
+        scorer_model="sk-live-abc123",
     )  # fmt: skip
     assert response.status_code == 400
     html = response.content.decode()
-    assert "name of an environment variable" in html
+    assert "looks like an API key" in html
     assert "sk-live-abc123" not in html
     assert not PipelineJob.objects.exists()
 
@@ -102,23 +111,21 @@ def test_it_queues_grading_and_policy_answers_with_an_endpoint_or_the_heuristic(
     settings.WRITING_RL_MODEL_ROOTS = [Path("/models")]  # the deployment's model directory
     dataset = make_dataset("d")
     post(
-        staff_client, dataset.pk, kind="score_references", scorer_kind="openai",
-        scorer_model="qwen-plus", scorer_base_url="http://judge:8001/v1",
-        scorer_api_key_env="DASHSCOPE_API_KEY", rescore="on",
+        staff_client, dataset.pk, kind="score_references", scorer_endpoint="dashscope",
+        scorer_model="qwen-plus", scorer_structured_output="json_schema", rescore="on",
     )  # fmt: skip
     post(
         staff_client, dataset.pk, kind="policy_responses", policy="/models/qwen-7b",
-        scorer_kind="heuristic", max_new_tokens=512, temperature=0.7,
+        scorer_endpoint="heuristic", max_new_tokens=512, temperature=0.7,
     )  # fmt: skip
     post(staff_client, dataset.pk, kind="order_tiers")
     score, answer, order = PipelineJob.objects.order_by("pk")
-    assert score.params == {
-        "scorer": {
-            "kind": "openai", "model": "qwen-plus", "base_url": "http://judge:8001/v1",
-            "api_key_env": "DASHSCOPE_API_KEY",
-        },
-        "rescore": True,
-    }  # fmt: skip
+    assert score.params["rescore"] is True
+    scorer = score.params["scorer"]
+    assert (scorer["endpoint"], scorer["model"], scorer["structured_output"]) == (
+        "dashscope", "qwen-plus", "json_schema",
+    )  # fmt: skip
+    assert "api_key_env" not in scorer and "DASHSCOPE_API_KEY" not in str(score.params)
     assert answer.params == {
         "policy": "/models/qwen-7b", "scorer": None, "max_new_tokens": 512, "temperature": 0.7,
     }  # fmt: skip

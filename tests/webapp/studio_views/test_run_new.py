@@ -43,7 +43,12 @@ def test_it_renders_every_config_field_with_its_help(staff_client: Client) -> No
         assert f'name="{field.name}"' in page, field.name
         assert field.metadata["help"] in page, field.name
     for field in dataclasses.fields(JudgeSpec):
+        if field.name == "base_url":  # only where the deployment allows custom hosts
+            assert 'name="judge_base_url"' not in page
+            continue
         assert f'name="judge_{field.name}"' in page, field.name
+        assert field.metadata["help"] in page, field.name
+    assert "api_key_env" not in page
     assert '<option value="grpo" selected>' in page
 
 
@@ -81,7 +86,9 @@ def test_it_trains_on_a_selection_of_the_same_dataset_only(staff_client: Client)
         ({"reward_terms": "{oops"}, "reward_terms", "Not valid JSON"),
         ({"reward_terms": '{"style": 1}'}, "reward_terms", "unknown term"),
         ({"num_generations": "abc"}, "num_generations", "Enter a whole number"),
-        ({"judge_kind": "openai", "judge_model": ""}, "judge_model", "JudgeSpec.model is required"),
+        ({"judge_endpoint": "local", "judge_model": ""}, "judge_model", "needs a model"),
+        ({"judge_endpoint": "elsewhere"}, "judge_endpoint", "Select a valid choice"),
+        ({"judge_structured_output": "regex"}, "judge_structured_output", "Select a valid"),
         ({"algorithm": "dpo"}, "algorithm", "Select a valid choice"),
         ({"use_vllm": "colocate", "device": "cpu"}, "use_vllm", "needs CUDA"),
     ],
@@ -107,31 +114,69 @@ def test_it_explains_a_dataset_without_training_instructions(staff_client: Clien
     assert "no training instruction with a tiered reference" in response.content.decode()
 
 
+LAB_ENDPOINTS = (
+    '[{"name": "lab", "base_url": "http://127.0.0.1:9/v1", "models": ["judge-model", "big"], '
+    '"api_key_env": "STUDIO_JUDGE_KEY", "structured_output": "grammar"}]'
+)
+
+
 def test_it_never_renders_the_api_key(
     staff_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "sk-test-7d1f0c9e-never-show-me"
     monkeypatch.setenv("STUDIO_JUDGE_KEY", secret)
+    monkeypatch.setenv("WRITING_RL_ENDPOINTS", LAB_ENDPOINTS)
     page = staff_client.get("/studio/runs/new/").content.decode()
-    assert secret not in page
+    assert secret not in page and "STUDIO_JUDGE_KEY" not in page
+    assert '<option value="lab">' in page and "judge-model, big" in page
     dataset = make_dataset()
     data = form_data(
         dataset.pk,
-        judge_kind="openai",
-        judge_model="judge-model",
-        judge_base_url="http://127.0.0.1:9/v1",
-        judge_api_key_env="STUDIO_JUDGE_KEY",
+        judge_endpoint="lab",
+        judge_model="big",
         temperature="0",  # an invalid value, so the form comes back filled in
     )
     page = staff_client.post("/studio/runs/new/", data).content.decode()
-    assert "<code>STUDIO_JUDGE_KEY</code> — set in the web server" in page
-    assert secret not in page
+    assert secret not in page and "STUDIO_JUDGE_KEY" not in page
     data["temperature"] = "1.0"
     staff_client.post("/studio/runs/new/", data)
     run = Run.objects.get()
-    assert run.config["judge"]["api_key_env"] == "STUDIO_JUDGE_KEY"
-    assert secret not in str(run.config)
+    assert (run.config["judge"]["endpoint"], run.config["judge"]["model"]) == ("lab", "big")
+    assert "api_key_env" not in run.config["judge"] and run.config["judge"]["base_url"] == ""
+    assert "127.0.0.1:9" not in str(run.config)  # the address stays with the deployment
+    assert secret not in str(run.config) and "STUDIO_JUDGE_KEY" not in str(run.config)
     assert secret not in staff_client.get(f"/studio/runs/{run.pk}/").content.decode()
+
+
+def test_the_model_must_be_one_the_endpoint_lists(
+    staff_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WRITING_RL_ENDPOINTS", LAB_ENDPOINTS)
+    dataset = make_dataset()
+    data = form_data(dataset.pk, judge_endpoint="lab", judge_model="gpt-4o")
+    response = staff_client.post("/studio/runs/new/", data)
+    assert response.status_code == 400
+    page = html_lib.unescape(response.content.decode())
+    errors_at = page.index('id="id_judge_model_errors"')
+    assert "model 'gpt-4o' is not one of them" in page[errors_at : errors_at + 400]
+    assert not Run.objects.exists()
+
+
+def test_the_form_starts_from_the_deployments_default_judge(
+    staff_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WRITING_RL_JUDGE_KIND", "openai")
+    monkeypatch.setenv("WRITING_RL_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("WRITING_RL_JUDGE_MODEL", "qwen-judge")
+    form = RunForm()
+    assert form.fields["judge_endpoint"].initial == "judge"
+    page = staff_client.get("/studio/runs/new/").content.decode()
+    assert '<option value="judge" selected>' in page
+    dataset = make_dataset()
+    staff_client.post("/studio/runs/new/", form_data(dataset.pk))
+    judge = Run.objects.get().config["judge"]
+    assert judge["endpoint"] == "judge"
+    assert JudgeSpec.from_dict(judge).resolve().model == "qwen-judge"
 
 
 def test_it_preselects_the_dataset_from_the_query(staff_client: Client) -> None:
@@ -140,13 +185,14 @@ def test_it_preselects_the_dataset_from_the_query(staff_client: Client) -> None:
     assert f'<option value="{dataset.pk}" selected>' in page
 
 
-def test_it_discards_a_key_pasted_where_the_variable_name_goes(staff_client: Client) -> None:
+@pytest.mark.parametrize("field", ["judge_model", "judge_extra_body", "name", "policy"])
+def test_it_discards_a_key_pasted_into_any_field(staff_client: Client, field: str) -> None:
     dataset = make_dataset()
     pasted = "sk-live-51f0a2c3d4e5-pasted-by-mistake"
-    data = form_data(dataset.pk, judge_api_key_env=pasted)
-    response = staff_client.post("/studio/runs/new/", data)
+    value = f'{{"api_key": "{pasted}"}}' if field == "judge_extra_body" else pasted
+    response = staff_client.post("/studio/runs/new/", form_data(dataset.pk, **{field: value}))
     assert response.status_code == 400
     page = response.content.decode()
     assert pasted not in page
-    assert "not the key itself" in page
+    assert "looks like an API key" in page
     assert not Run.objects.exists()

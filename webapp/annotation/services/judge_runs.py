@@ -21,14 +21,16 @@ def judge_run_create(
 ) -> JudgeRun:
     """Queue the judge on every item of ``campaign`` in both orders (judge queue).
 
-    ``spec`` is a ``JudgeSpec`` dict; it is validated here so a bad spec fails on the form,
-    not in the worker.
+    ``spec`` is a ``JudgeSpec`` dict naming a declared endpoint; it is validated here (and
+    resolved against the deployment's endpoints) so a bad spec fails on the form, not in the
+    worker, which resolves it again when it runs.
     """
     try:
         judge_spec = JudgeSpec.from_dict(spec)
+        resolved = judge_spec.resolve()
     except (TypeError, ValueError) as exc:
         raise ValidationError({"spec": str(exc)}) from exc
-    name = judge_spec.model or judge_spec.kind
+    name = f"{judge_spec.endpoint}:{resolved.model}" if resolved.model else judge_spec.endpoint
     with transaction.atomic():
         judge_run = JudgeRun.objects.create(
             campaign=campaign,

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from django.conf import settings as django_settings
-
 from rl_engine.evaluation.runner import EvalSettings
+from rl_engine.judging.endpoints import default_registry
 from rl_engine.judging.types import JudgeSpec
 
 
@@ -17,14 +16,10 @@ class EvalConfigError(ValueError):
 
 
 def default_judge() -> JudgeSpec:
-    """The studio's default judge, from settings (``WRITING_RL_JUDGE_*``)."""
-    kind = django_settings.WRITING_RL_JUDGE_KIND
-    return JudgeSpec(
-        kind=kind,
-        model=django_settings.WRITING_RL_JUDGE_MODEL,
-        base_url=django_settings.WRITING_RL_JUDGE_BASE_URL,
-        api_key_env=django_settings.WRITING_RL_JUDGE_API_KEY_ENV,
-    )
+    """The deployment's default judge: ``default_judge`` in ``WRITING_RL_ENDPOINTS``, or the
+    endpoint the older ``WRITING_RL_JUDGE_KIND/BASE_URL/MODEL`` declare."""
+    registry = default_registry()
+    return JudgeSpec(endpoint=registry.default_judge, model=registry.default_model)
 
 
 def build_settings(benchmark: str, values: Mapping[str, Any] | None) -> EvalSettings:
@@ -46,6 +41,8 @@ def build_judge(values: Mapping[str, Any] | JudgeSpec | None) -> JudgeSpec:
     if isinstance(values, JudgeSpec):
         return values
     try:
-        return JudgeSpec.from_dict(values)
+        spec = JudgeSpec.from_dict(values)
+        spec.resolve()  # a declared endpoint and one of its models, checked now
     except (TypeError, ValueError) as error:
         raise EvalConfigError(f"judge: {error}") from error
+    return spec

@@ -66,8 +66,9 @@ def _no_fence() -> AbstractContextManager[Any]:
 
 
 def make_pointwise_scorer(spec: dict[str, Any] | None) -> OpenAIScorer | HeuristicScorer:
-    """``{"kind": "heuristic"}`` (default: offline, not an LLM) or an ``openai`` JudgeSpec dict."""
-    return make_scorer(JudgeSpec.from_dict(spec or {"kind": "heuristic"}))
+    """The heuristic (default: offline, not an LLM), or a JudgeSpec dict naming a declared
+    endpoint, resolved against the deployment's endpoints now (in the worker)."""
+    return make_scorer(JudgeSpec.from_dict(spec or {"endpoint": "heuristic"}))
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def references_generate(
                 instruction__dataset=dataset, metadata__job=job_id
             ).values_list("instruction_id", "writer")
         )
-    done = written = failed = resumed = 0
+    done = written = failed = resumed = fallbacks = 0
     errors: list[str] = []
     for spec in specs:
         instructions = [i for i in every_instruction if (i.pk, spec.name[:200]) not in already]
@@ -269,6 +270,8 @@ def references_generate(
                                 "writer": spec.to_dict(),
                                 "plan": [vars(p) for p in output.plan] if output.plan else None,
                                 "calls": output.calls,
+                                # The outline could not be read: written in even sections.
+                                **({"plan_fallback": True} if output.plan_fallback else {}),
                                 **({"job": job_id} if job_id is not None else {}),
                             },
                         )
@@ -277,6 +280,7 @@ def references_generate(
                     ]
                 )
             for output in outputs:
+                fallbacks += bool(output.text and output.plan_fallback)
                 if output.text:
                     written += 1
                 else:
@@ -290,6 +294,8 @@ def references_generate(
                     **({"resumed": resumed} if resumed else {}),
                 }  # fmt: skip
     result: dict[str, Any] = {"written": written, "failed": failed, "errors": errors}
+    if fallbacks:
+        result["plan_fallbacks"] = fallbacks  # flagged on each reference's metadata
     if resumed:
         result["resumed"] = resumed  # written before the worker was lost
     return result
@@ -370,7 +376,7 @@ def policy_responses_generate(
         instructions = [i for i in every_instruction if i.pk not in answered]
     resumed = len(every_instruction) - len(instructions)
     writer = make_writer(
-        WriterSpec(name=policy, kind="local", model=policy, max_new_tokens=max_new_tokens,
+        WriterSpec(name=policy, endpoint="local", model=policy, max_tokens=max_new_tokens,
                    temperature=temperature, seed=0),
         **({"model": model[0], "tokenizer": model[1]} if model else {}),
     )  # fmt: skip
