@@ -138,6 +138,7 @@ class HookSettings:
     max_retries: int = 5
     max_reasks: int = 1
     invalid_reward: float = 0.5
+    judge_extra_body: dict[str, Any] | None = None  # structured output, sampling extras
     api_timeout_s: float = 30.0
     api_retries: int = 6  # about 25 s of backoff before a step's rollout gives up
 
@@ -348,6 +349,7 @@ async def _judge_once(
                     messages=messages,
                     temperature=0.0,
                     max_tokens=1024,
+                    extra_body=state.settings.judge_extra_body or None,
                 )
             except openai.OpenAIError as failure:
                 error = f"judge call failed after retries: {type(failure).__name__}: {failure}"

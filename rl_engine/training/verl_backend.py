@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from rl_engine.curriculum import CurriculumStore, dump_snapshot, load_snapshot
+from rl_engine.judging.endpoints import structured_body
 from rl_engine.judging.prompts import DEFAULT_PROMPTS
 from rl_engine.training.config import TrainConfig
 from rl_engine.training.reporter import Reporter
@@ -251,6 +252,17 @@ def verl_config(
             "vLLM judge"
         )
     judge_base_url = settings.judge_base_url or resolved.base_url
+    if resolved.structured_output == "json_schema":
+        raise ValueError(
+            "TrainConfig.judge.structured_output 'json_schema' makes the judge answer JSON; the "
+            "verl reward hook reads [[A]]/[[B]]/[[C]] tags: use 'grammar', 'guided_choice' or "
+            "'none'"
+        )
+    judge_extra_body = {
+        **resolved.extra_body,
+        **structured_body(resolved.structured_output, "verdict"),
+        **({"seed": judge.seed} if judge.seed is not None else {}),
+    }
     if not settings.api_url:
         raise ValueError(
             "WRITING_RL_INTERNAL_API_URL is not set: the verl reward hook needs the web app's URL "
@@ -334,6 +346,7 @@ def verl_config(
                     "max_concurrency": judge.max_concurrency,
                     "timeout_s": float(judge.timeout_s),
                     "max_retries": judge.max_retries,
+                    "judge_extra_body": judge_extra_body,
                 },
             },
         },

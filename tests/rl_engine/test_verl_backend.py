@@ -21,6 +21,7 @@ import yaml
 
 from rl_engine.curriculum import InMemoryStore, StepOutcome, TierState, dump_snapshot
 from rl_engine.judging import JudgeSpec
+from rl_engine.judging.endpoints import VERDICT_GRAMMAR
 from rl_engine.training import InMemoryReporter, train
 from rl_engine.training.config import TrainConfig
 from rl_engine.training.types import TrainingInstruction
@@ -85,11 +86,24 @@ def test_it_writes_the_papers_ppo_setting_by_default(tmp_path: Path) -> None:
         "api_url": "http://studio:8000", "run_id": "7", "judge_base_url": "http://judge:8000/v1",
         "judge_model": "qwen-plus", "judge_api_key_env": "OPENAI_API_KEY",
         "position": "disadvantage", "prompts_file": "judge_prompts.json", "max_concurrency": 32,
-        "timeout_s": 120.0, "max_retries": 5,
+        "timeout_s": 120.0, "max_retries": 5, "judge_extra_body": {},
     }  # fmt: skip
     trainer = job["trainer"]
     assert trainer["total_training_steps"] == 100 and trainer["n_gpus_per_node"] == 8
     assert trainer["resume_mode"] == "disable" and trainer["val_before_train"] is False
+
+
+def test_the_hook_gets_the_judges_structured_output_and_seed(tmp_path: Path) -> None:
+    judge = JudgeSpec(endpoint="judge", model="qwen-plus", structured_output="grammar", seed=5,
+                      extra_body={"top_k": 1})  # fmt: skip
+    job = verl_config(paper_config(tmp_path, judge=judge), SETTINGS, run_id="7",
+                      checkpoint_dir="/ck", experiment_name="e")  # fmt: skip
+    extra = job["reward"]["custom_reward_function"]["reward_kwargs"]["judge_extra_body"]
+    assert extra == {"top_k": 1, "grammar": VERDICT_GRAMMAR, "seed": 5}
+    json_judge = JudgeSpec(endpoint="judge", structured_output="json_schema")
+    with pytest.raises(ValueError, match="reads \\[\\[A\\]\\]"):
+        verl_config(paper_config(tmp_path, judge=json_judge), SETTINGS, run_id="7",
+                    checkpoint_dir="/ck", experiment_name="e")  # fmt: skip
 
 
 def test_it_writes_grpo_with_groups_and_kl_as_a_loss(tmp_path: Path) -> None:

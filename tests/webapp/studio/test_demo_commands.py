@@ -27,6 +27,19 @@ def test_launch_needs_the_demo_dataset() -> None:
         launch()
 
 
+def test_launch_uses_the_deployments_default_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        '{"default_judge": "llama", "endpoints": [{"name": "llama", '
+        '"base_url": "http://127.0.0.1:8080/v1", "models": ["smollm2"], '
+        '"structured_output": "grammar"}]}',
+    )
+    dataset = make_dataset(name=DATASET_NAME)
+    make_instruction(dataset, references=3)
+    launch()
+    assert Run.objects.get().config["judge"]["endpoint"] == "llama"
+
+
 def test_launch_queues_one_run_and_then_points_at_it() -> None:
     dataset = make_dataset(name=DATASET_NAME)
     for _ in range(2):
@@ -34,7 +47,7 @@ def test_launch_queues_one_run_and_then_points_at_it() -> None:
     first = launch()
     run = Run.objects.get()
     assert f"Demo run {run.pk} queued ({RUN_CONFIG['max_steps']} GRPO steps on 2" in first
-    assert run.config["judge"]["kind"] == "heuristic"
+    assert run.config["judge"]["endpoint"] == "heuristic"
     assert f"already queued: /studio/runs/{run.pk}/" in launch()
     Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, heartbeat_at=timezone.now())
     again = launch()

@@ -112,6 +112,30 @@ def test_it_generates_references_with_plan_then_write_and_counts_failures(
     assert not Reference.objects.filter(writer="broken").exists()
 
 
+def test_a_reference_written_without_a_readable_outline_is_flagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dataset = make_dataset()
+    long = make_instruction(dataset, prompt="Write a 1200-word essay on bridges.")
+
+    def policy(call: ChatCall) -> str:
+        return "I will just write it." if "break down" in call.user else "Words " * 20
+
+    with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
+        monkeypatch.setenv(
+            "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": server.base_url}])
+        )
+        writer = {"name": "gpt", "endpoint": "fake", "model": "m", "plan_then_write": True,
+                  "plan_min_words": 1000, "section_words": 600, "seed": 3}  # fmt: skip
+        result = references_generate(dataset=dataset, writers=[writer])
+        bodies = list(server.bodies)
+    assert result == {"written": 1, "failed": 0, "errors": [], "plan_fallbacks": 1}
+    essay = Reference.objects.get(instruction=long)
+    assert essay.metadata["plan_fallback"] is True
+    assert [p["words"] for p in essay.metadata["plan"]] == [600, 600]
+    assert {body["seed"] for body in bodies} == {3}  # the writer's seed reaches the endpoint
+
+
 def test_it_scores_references_and_policy_responses_with_the_heuristic() -> None:
     dataset = make_dataset()
     instruction = make_instruction(dataset, prompt="Write 20 words about tea.")

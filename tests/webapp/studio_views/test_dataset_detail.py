@@ -42,3 +42,15 @@ def test_it_costs_the_same_queries_for_small_and_big_datasets(staff_client: Clie
 
 def test_it_404s_an_unknown_dataset(staff_client: Client) -> None:
     assert staff_client.get("/studio/datasets/424242/").status_code == 404
+
+
+def test_a_reference_written_from_an_unreadable_outline_is_flagged(staff_client: Client) -> None:
+    from webapp.studio.models import Reference
+
+    dataset = make_dataset("essays", instructions=1, references=2)
+    flagged = Reference.objects.filter(instruction__dataset=dataset, tier=1).get()
+    flagged.metadata = {"plan_fallback": True}
+    flagged.save()
+    html = staff_client.get(f"/studio/datasets/{dataset.pk}/").content.decode()
+    assert html.count("outline unreadable: even sections") == 1
+    assert html.index("writer-1") < html.index("outline unreadable")

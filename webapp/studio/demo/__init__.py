@@ -16,25 +16,25 @@ RUN_NAME = "demo run"
 WRITERS = [
     {
         "name": "smollm2-terse",
-        "kind": "local",
+        "endpoint": "local",
         "model": "smollm2-135m-instruct",
         "system_prompt": "Answer in one short sentence.",
         "temperature": 0.0,
-        "max_new_tokens": 20,
+        "max_tokens": 20,
         "extra": {"batch_size": 12},
     },
     {
         "name": "smollm2-plain",
-        "kind": "local",
+        "endpoint": "local",
         "model": "smollm2-135m-instruct",
         "temperature": 0.7,
-        "max_new_tokens": 48,
+        "max_tokens": 48,
         "seed": 1,
         "extra": {"batch_size": 12},
     },
     {
         "name": "smollm2-careful",
-        "kind": "local",
+        "endpoint": "local",
         "model": "smollm2-135m-instruct",
         "system_prompt": (
             "You are a skilled writer. Write vivid, specific, well-structured prose, never "
@@ -42,7 +42,7 @@ WRITERS = [
         ),
         "temperature": 0.7,
         "top_p": 0.9,
-        "max_new_tokens": 96,
+        "max_tokens": 96,
         "seed": 2,
         "extra": {"batch_size": 12},
     },
@@ -52,7 +52,7 @@ WRITERS = [
 RUN_CONFIG = {
     "algorithm": "grpo",
     "policy": "smollm2-135m-instruct",
-    "judge": {"kind": "heuristic"},
+    "judge": {"endpoint": "heuristic"},  # demo_launch: the deployment's default judge
     "num_generations": 2,
     "prompts_per_step": 2,
     "max_completion_tokens": 48,

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import NoReverseMatch, reverse
 
+from rl_engine.judging.endpoints import default_registry
 from webapp.studio.demo import DATASET_NAME, RUN_CONFIG, RUN_NAME
 from webapp.studio.models import Dataset, Run
 from webapp.studio.services.runs import run_create
@@ -35,10 +36,14 @@ class Command(BaseCommand):
             )
             return
         owner = get_user_model().objects.filter(username="researcher").first()
+        # The deployment's default judge (the offline heuristic unless WRITING_RL_ENDPOINTS or
+        # WRITING_RL_JUDGE_* name another), so one declared endpoint is all a real judge needs.
+        registry = default_registry()
+        judge = {"endpoint": registry.default_judge, "model": registry.default_model}
         run = run_create(
             name=RUN_NAME,
             dataset=dataset,
-            config={**RUN_CONFIG, "max_steps": options["steps"]},
+            config={**RUN_CONFIG, "judge": judge, "max_steps": options["steps"]},
             owner=owner,
         )
         self.stdout.write(

@@ -29,6 +29,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("studio", "0003_worker_leases")]
+    dependencies = [("studio", "0004_use_studio_permission")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]

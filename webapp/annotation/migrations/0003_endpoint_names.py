@@ -16,6 +16,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("annotation", "0001_initial")]
+    dependencies = [("annotation", "0002_campaign_public_title")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
