@@ -31,7 +31,7 @@ from tests.webapp.studio_views.factories import make_dataset
 from tests.webapp.studio_views.test_run_new import form_data
 from webapp.annotation.models import JudgeRun
 from webapp.evals.models import AblationGrid, EvalRun
-from webapp.evals.services import build_judge
+from webapp.evals.services.config import build_judge
 from webapp.studio.models import PipelineJob, Run
 from webapp.studio.roles import grant_researcher
 from webapp.studio.services.pipeline import make_pointwise_scorer
