@@ -83,7 +83,7 @@ def test_it_takes_a_researcher_from_upload_to_a_finished_run(
     # Grade the references again from the Pipeline panel; the jobs table follows the job on
     # the worker until it is done, without a reload.
     page.click("text=Score references")
-    assert page.input_value("#id_score_references_scorer_kind") == "heuristic"
+    assert page.input_value("#id_score_references_scorer_endpoint") == "heuristic"
     page.check("#id_score_references_rescore")
     page.click("#pipeline details[open] >> text=Queue job")
     page.wait_for_selector("text=Score references queued")

@@ -14,7 +14,7 @@ import pytest
 from rl_engine.curriculum import InMemoryStore, ReferenceScheduler
 from rl_engine.judging import OpenAIJudge
 from rl_engine.reward import PairwiseReward
-from rl_engine.testing import FakeOpenAIServer, fixed_policy
+from rl_engine.testing import FakeOpenAIServer, fixed_policy, transport_to
 from rl_engine.training import (
     InMemoryReporter,
     JudgeOutageError,
@@ -57,7 +57,7 @@ def reward_fn(
         "b": TrainingInstruction("b", "Write.", ["ref b0", "ref b1"]),
     }
     store = InMemoryStore({"a": 2, "b": 2})
-    judge = OpenAIJudge(base_url, "judge", timeout_s=5, max_retries=0, max_reasks=0, hedge=False)
+    judge = OpenAIJudge(transport_to(base_url, "judge", timeout_s=5, max_retries=0), max_reasks=0)
     function = PairwiseRewardFunction(
         instructions,
         ReferenceScheduler(store),

@@ -5,6 +5,7 @@ Tiny policy on CPU, trained in-process, judged over HTTP by the fake OpenAI-comp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,20 @@ def train(settings: Any, tmp_path: Path, policy_path: Path, server: FakeOpenAISe
     dataset = make_dataset()
     for _ in range(2):
         make_instruction(dataset, references=2)
-    judge = {"kind": "openai", "base_url": server.base_url, "model": "judge", "api_key_env": "",
-             "max_retries": 0, "max_reasks": 0, "hedge": False, "timeout_s": 10}  # fmt: skip
+    judge = {"endpoint": "fake-judge", "model": "judge", "max_retries": 0, "max_reasks": 0,
+             "hedge": False, "timeout_s": 10}  # fmt: skip
     # The trainer's own outage handling is under test: no judge check before the run.
     config = tiny_config(
         policy_path, judge=judge, judge_outage_budget_s=budget_s, judge_check_pairs=0
     )
-    run = run_create(name="judged", dataset=dataset, config=config, enqueue=False)
-    assert run_claim(run.pk, worker="me")
-    run_execute(run.pk, worker="me")
+    with pytest.MonkeyPatch.context() as patch:  # the deployment declares the judge
+        patch.setenv(
+            "WRITING_RL_ENDPOINTS",
+            json.dumps([{"name": "fake-judge", "base_url": server.base_url}]),
+        )
+        run = run_create(name="judged", dataset=dataset, config=config, enqueue=False)
+        assert run_claim(run.pk, worker="me")
+        run_execute(run.pk, worker="me")
     run.refresh_from_db()
     return run
 
