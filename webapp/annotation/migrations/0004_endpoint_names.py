@@ -16,6 +16,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("annotation", "0002_campaign_public_title")]
+    dependencies = [("annotation", "0003_campaign_judgerun_leases")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]

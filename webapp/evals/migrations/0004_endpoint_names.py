@@ -23,6 +23,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("evals", "0001_initial")]
+    dependencies = [("evals", "0003_evalrun_lease")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]

@@ -29,6 +29,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("studio", "0005_judgment_order_verdict_run_judge_wait")]
+    dependencies = [("studio", "0006_job_fencing")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
