@@ -4,6 +4,7 @@ the broker is down marks nothing, and the first pass after the broker returns se
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,11 +24,16 @@ def answer(call: ChatCall) -> str:
     return f"Lanterns over the quay, {call.user.strip()[-12:]} " * 3
 
 
-def grading_job(server: FakeOpenAIServer, count: int = 3) -> PipelineJob:
+def grading_job(
+    monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer, count: int = 3
+) -> PipelineJob:
     dataset = make_dataset()
     for i in range(count):
         make_instruction(dataset, prompt=f"Write about lanterns, {i}.")
-    writer = {"name": "gpt", "kind": "openai", "model": "m", "base_url": server.base_url}
+    monkeypatch.setenv(  # the deployment declares the writer's endpoint (workers inherit it)
+        "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": server.base_url}])
+    )
+    writer = {"name": "gpt", "endpoint": "fake", "model": "m"}
     return job_create(kind="generate_references", dataset=dataset, params={"writers": [writer]})
 
 
@@ -38,11 +44,13 @@ def finished_once(job: PipelineJob, count: int = 3) -> None:
     assert Reference.objects.filter(metadata__job=job.pk).count() == count
 
 
-def test_a_queued_job_whose_message_a_broker_restart_lost_is_sent_again(tmp_path: Path) -> None:
+def test_a_queued_job_whose_message_a_broker_restart_lost_is_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_services()
     with private_redis(tmp_path) as broker, FakeOpenAIServer(latency_s=0.0, policy=answer) as s:
         with sending_to(broker.url):
-            job = grading_job(s)
+            job = grading_job(monkeypatch, s)
         job.refresh_from_db()
         assert job.status == "queued" and job.enqueued_at is not None  # sent, nobody took it
         broker.restart()  # no persistence: the message is gone
@@ -57,12 +65,14 @@ def test_a_queued_job_whose_message_a_broker_restart_lost_is_sent_again(tmp_path
     assert resends.count() >= 1
 
 
-def test_a_sweep_while_the_broker_is_down_sends_on_the_first_pass_after(tmp_path: Path) -> None:
+def test_a_sweep_while_the_broker_is_down_sends_on_the_first_pass_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_services()
     with private_redis(tmp_path) as broker, FakeOpenAIServer(latency_s=0.0, policy=answer) as s:
         with sending_to(broker.url):
             broker.stop()
-            job = grading_job(s)  # created while the broker is down: saved, not sent
+            job = grading_job(monkeypatch, s)  # created while the broker is down: saved, not sent
             job.refresh_from_db()
             assert job.status == "queued" and job.enqueued_at is None
             later = timezone.now() + timedelta(minutes=1)

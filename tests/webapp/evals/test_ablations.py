@@ -182,7 +182,7 @@ def test_the_form_launches_seeded_one_factor_arms(dataset: Dataset, staff_client
         "margin_selection": chosen["margin_selection"].pk,
         "policy": POLICY, "algorithm": "grpo", "max_steps": 3, "prompts_per_step": 1,
         "num_generations": 2, "max_completion_tokens": 16, "learning_rate": 1e-5, "seed": 0,
-        "judge_kind": "heuristic", "eval_benchmark": "longbench_write", "eval_split": "eval",
+        "judge_endpoint": "heuristic", "eval_benchmark": "longbench_write", "eval_split": "eval",
         "eval_max_new_tokens": 32,
     }  # fmt: skip
     response = staff_client.post("/evals/ablations/new/", form)
