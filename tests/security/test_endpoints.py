@@ -39,6 +39,7 @@ from webapp.studio.services.pipeline import make_pointwise_scorer
 SECRET = "django-secret-probe-0f3a9c"
 TOKEN = "internal-token-probe-7b21e4"
 LAB_KEY = "lab-key-probe-55aa01"
+POLICY = "smollm2-135m-instruct"  # a known model name (paths must lie under the model roots)
 PAIR = PairRequest("Write a haiku.", "First answer.", "Second answer.")
 
 
@@ -153,7 +154,7 @@ def test_the_pipeline_forms(researcher_client: Client, servers: dict[str, Any], 
         data |= {"name": "w", "endpoint": "lab", "model": "m", "max_tokens": 64,
                  "temperature": 0.5}  # fmt: skip
     else:
-        data |= {"scorer_endpoint": "lab", "scorer_model": "m", "policy": "tiny",
+        data |= {"scorer_endpoint": "lab", "scorer_model": "m", "policy": POLICY,
                  "max_new_tokens": 8, "temperature": 0.5}  # fmt: skip
     response = researcher_client.post(f"/studio/datasets/{dataset.pk}/jobs/new/", data)
     assert response.status_code == 302, response.content.decode()[:3000]
@@ -171,7 +172,7 @@ def test_the_pipeline_forms(researcher_client: Client, servers: dict[str, Any], 
 def test_the_evaluation_form(researcher_client: Client, servers: dict[str, Any]) -> None:
     dataset = make_dataset(instructions=1)
     data = {
-        "benchmark": "longbench_write", "system_kind": "base_model", "base_model": "tiny",
+        "benchmark": "longbench_write", "system_kind": "base_model", "base_model": POLICY,
         "dataset": dataset.pk, "split": "", "max_new_tokens": 16, "batch_size": 2,
         "temperature": 0.0, "iterations": 1, "context_tokens": 2048,
         "judge_endpoint": "lab", "judge_model": "m",
@@ -191,7 +192,7 @@ def test_the_ablation_form(researcher_client: Client, servers: dict[str, Any]) -
     dataset = make_dataset(instructions=2)
     data = {
         "name": "probe", "dataset": dataset.pk, "selections": ["full"], "rewards": ["pairwise"],
-        "curricula": ["dynamic"], "policy": "tiny", "algorithm": "grpo", "max_steps": 2,
+        "curricula": ["dynamic"], "policy": POLICY, "algorithm": "grpo", "max_steps": 2,
         "prompts_per_step": 1, "num_generations": 2, "max_completion_tokens": 8,
         "learning_rate": 1e-5, "seed": 0, "judge_endpoint": "lab", "judge_model": "m",
         "eval_benchmark": "longbench_write", "eval_split": "", "eval_max_new_tokens": 8,
@@ -245,7 +246,7 @@ def test_a_pasted_key_is_refused_and_never_stored_or_echoed(
                                                       "temperature": 0.5,
                                                       "extra_body": json.dumps({"k": PASTED})}),
         ("/evals/new/", {"benchmark": "longbench_write", "system_kind": "base_model",
-                         "base_model": "tiny", "dataset": dataset.pk, "max_new_tokens": 16,
+                         "base_model": POLICY, "dataset": dataset.pk, "max_new_tokens": 16,
                          "batch_size": 2, "temperature": 0.0, "iterations": 1,
                          "context_tokens": 2048, "judge_endpoint": "lab", "judge_model": PASTED}),
         (f"/annotate/campaigns/{campaign.pk}/judge/", {"endpoint": "lab", "model": PASTED}),

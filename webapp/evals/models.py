@@ -173,6 +173,11 @@ class EvalRun(WorkerLease):
         return f"{self.name} ({self.status})"
 
     @property
+    def judge_endpoint(self) -> str:
+        """The judge's endpoint name (``kind`` for a spec stored before the registry)."""
+        return str(self.judge.get("endpoint") or self.judge.get("kind") or "heuristic")
+
+    @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
 
