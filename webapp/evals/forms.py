@@ -346,9 +346,6 @@ class RunEvaluationForm(JudgeFields):
         self.fields["split"].initial = (
             Instruction.Split.EVAL if Instruction.Split.EVAL in splits else ""
         )
-        self.fields["judge_kind"].initial = settings.WRITING_RL_JUDGE_KIND
-        self.fields["judge_model"].initial = settings.WRITING_RL_JUDGE_MODEL
-        self.fields["judge_base_url"].initial = settings.WRITING_RL_JUDGE_BASE_URL
 
     def service_kwargs(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -13,7 +13,7 @@ from rl_engine.judging import JudgeSpec
 from tests.webapp.studio.factories import make_dataset, make_run
 from webapp.studio.models import PipelineJob, Run
 
-studio_migration = importlib.import_module("webapp.studio.migrations.0007_endpoint_names")
+studio_migration = importlib.import_module("webapp.studio.migrations.0010_endpoint_names")
 
 PASTED = "sk-live-0123456789abcdef"
 

@@ -34,7 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--baseline-tier", type=int, help="Pairwise: the reference tier.")
         parser.add_argument("--limit", type=int, help="At most this many items.")
         parser.add_argument("--max-new-tokens", type=int, help="Generation length.")
-        parser.add_argument("--judge-kind", help="heuristic, openai or local (default: settings).")
+        parser.add_argument(
+            "--judge-kind",
+            help="the judge endpoint's name: heuristic, local or a declared one "
+            "(default: the deployment's).",
+        )
         parser.add_argument("--judge-model", default="")
         parser.add_argument("--judge-base-url", default="")
 
@@ -54,7 +58,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--long-input: no benchmark file {options['long_input']}")
         judge = None
         if options.get("judge_kind"):
-            judge = {"kind": options["judge_kind"], "model": options["judge_model"]}
+            # A declared endpoint's name ("heuristic", "local", or one in WRITING_RL_ENDPOINTS).
+            judge = {"endpoint": options["judge_kind"], "model": options["judge_model"]}
             if options["judge_base_url"]:
                 judge["base_url"] = options["judge_base_url"]
         settings = {}

@@ -29,6 +29,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("studio", "0006_job_fencing")]
+    dependencies = [("studio", "0009_pipeline_job_partial")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]

@@ -23,6 +23,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("evals", "0003_evalrun_lease")]
+    dependencies = [("evals", "0004_run_evaluation")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
