@@ -54,7 +54,8 @@ def test_it_names_what_to_score_before_margin_selection() -> None:
     dataset = make_dataset()
     scored_instruction(dataset, 3, {"gpt": 9})
     unscored = scored_instruction(dataset, None, {"gpt": 9})
-    with pytest.raises(SelectionError, match=f"ids {unscored.pk}.*score the references"):
+    # Named by the dataset's own id, not the database key.
+    with pytest.raises(SelectionError, match=f"e.g. {unscored.external_id}.*score the references"):
         selection_create(dataset=dataset, strategy="margin", k=1, policy="pi")
     full = selection_create(dataset=dataset, strategy="full", k=None, policy="pi")
     assert full.entries.filter(chosen=True).count() == 2
