@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,22 @@ def always_a(call: ChatCall) -> str:
     return "Assistant A is better. [[A]]"
 
 
+@pytest.fixture(autouse=True)
+def _declared_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no declared endpoint; ``declare`` adds one for the test only
+    (monkeypatch restores the variable afterwards)."""
+    monkeypatch.setenv("WRITING_RL_ENDPOINTS", "[]")
+
+
+def declare(base_url: str) -> str:
+    """The deployment declares ``fake-judge`` at ``base_url``; returns its name."""
+    os.environ["WRITING_RL_ENDPOINTS"] = json.dumps([{"name": "fake-judge", "base_url": base_url}])
+    return "fake-judge"
+
+
 def openai_judge(server: FakeOpenAIServer) -> dict[str, Any]:
-    return {"kind": "openai", "base_url": server.base_url, "model": "judge", "api_key_env": "",
-            "max_retries": 0, "max_reasks": 0, "hedge": False, "timeout_s": 10}  # fmt: skip
+    return {"endpoint": declare(server.base_url), "model": "judge", "max_retries": 0,
+            "max_reasks": 0, "hedge": False, "timeout_s": 10}  # fmt: skip
 
 
 def tiered_dataset(instructions: int = 4, tiers: int = 3):
@@ -67,8 +81,8 @@ def test_a_judge_that_always_answers_a_fails_on_position_consistency() -> None:
 
 def test_a_judge_that_cannot_be_reached_fails_with_the_error() -> None:
     dataset = tiered_dataset()
-    spec = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "judge",
-            "api_key_env": "", "max_retries": 0, "max_reasks": 0, "timeout_s": 2}  # fmt: skip
+    spec = {"endpoint": declare("http://127.0.0.1:9/v1"), "model": "judge", "max_retries": 0,
+            "max_reasks": 0, "timeout_s": 2}  # fmt: skip
     check = judge_check_run(dataset=dataset, spec=parse_judge_spec(spec), n=2)
     assert not check.passed and check.parse_rate == 0.0
     assert "parse rate 0%" in check.report["reasons"][0]
@@ -169,7 +183,7 @@ def test_the_command_checks_a_judge_and_exits_by_the_outcome(tmp_path: Path) -> 
     [
         (["--dataset", "nope", "--judge", '{"kind": "heuristic"}'], "no dataset named"),
         (["--dataset", "{dataset}", "--judge", "{not json"], "--judge is not JSON"),
-        (["--dataset", "{dataset}", "--judge", '{"kind": "oracle"}'], "JudgeSpec.kind"),
+        (["--dataset", "{dataset}", "--judge", '{"kind": "oracle"}'], "unknown kind 'oracle'"),
         (["--dataset", "{dataset}", "--judge", '{"kind": "heuristic"}', "--pairs", "0"], "--pairs"),
         (
             [
