@@ -3,6 +3,7 @@ first error, never "succeeded · 100%"."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -46,15 +47,19 @@ def grades(good: str) -> Any:
     ],
 )
 def test_a_grading_job_reports_what_it_did(
-    good: str, status: str, message: str, progress: float
+    good: str, status: str, message: str, progress: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset = make_dataset()
     instruction = make_instruction(dataset, prompt="Write 12 words about a drink.")
     for writer, text in [("loop", "tea " * 30), ("fine", "Green tea in the morning wakes me.")]:
         Reference.objects.create(instruction=instruction, writer=writer, text=text)
     with FakeOpenAIServer(latency_s=0.0, policy=grades(good)) as server:
-        scorer = {"kind": "openai", "base_url": server.base_url, "model": "m", "api_key_env": "",
-                  "max_retries": 0, "max_reasks": 0, "hedge": False}  # fmt: skip
+        # The deployment declares the grader's endpoint; the job names it.
+        monkeypatch.setenv(
+            "WRITING_RL_ENDPOINTS", json.dumps([{"name": "grader", "base_url": server.base_url}])
+        )
+        scorer = {"endpoint": "grader", "model": "m", "max_retries": 0, "max_reasks": 0,
+                  "hedge": False}  # fmt: skip
         job = job_create(kind="score_references", dataset=dataset, params={"scorer": scorer})
         run_pipeline_job.apply(args=[job.pk])
     job.refresh_from_db()

@@ -115,7 +115,7 @@ def test_the_pages_launch_it_and_show_curves_and_the_table(
     assert "step 10" in html and "step 30" in html and "step 20" not in html  # deleted: not offered
     form = {"benchmarks": ["longbench_write"], "checkpoints": ["10", "30"], "include_base": "on",
             "dataset": trained_run.dataset_id, "split": "eval", "max_new_tokens": 8,
-            "judge_kind": "heuristic"}  # fmt: skip
+            "judge_endpoint": "heuristic"}  # fmt: skip
     with django_capture_on_commit_callbacks() as callbacks:
         response = staff_client.post(f"/evals/runs/{trained_run.pk}/evaluate/", form)
     evaluation = RunEvaluation.objects.get()
