@@ -163,6 +163,9 @@ def run_metrics_export(run: Run) -> dict[str, Any]:
             if key not in metric_columns:
                 metric_columns.append(key)
         flattened[step] = flat
+    # PostgreSQL's jsonb keeps no key order: a stable order (the trainer's metrics, then
+    # ``extra.*``, each alphabetical) makes the export the same on every database.
+    metric_columns.sort(key=lambda key: (key.startswith("extra."), key))
     tier_columns = [f"win_rate_tier_{tier}" for tier in tiers]
     columns = ["step", *metric_columns, *SIGNAL_COLUMNS, *tier_columns]
     rows = []

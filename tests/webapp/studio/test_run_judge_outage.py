@@ -83,7 +83,12 @@ def test_a_run_whose_judge_stops_answering_fails_with_the_reason_and_can_be_resu
         server.policy = answers(range(0))
         run_resume(run=run)
         assert run_claim(run.pk, worker="me")
-        run_execute(run.pk, worker="me")
+        with pytest.MonkeyPatch.context() as patch:  # the worker still sees the declaration
+            patch.setenv(
+                "WRITING_RL_ENDPOINTS",
+                json.dumps([{"name": "fake-judge", "base_url": server.base_url}]),
+            )
+            run_execute(run.pk, worker="me")
     run.refresh_from_db()
     assert (run.status, run.current_step, run.error) == ("succeeded", 2, "")
     assert sorted(Judgment.objects.filter(run=run).values_list("step", flat=True)) == (
