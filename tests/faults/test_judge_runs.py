@@ -5,6 +5,7 @@ final votes are an uninterrupted run's: one per item and order."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -32,6 +33,15 @@ def campaign() -> Campaign:
     return make_campaign(annotators, instructions=6, systems=3)  # 18 items, 36 calls
 
 
+def declare(monkeypatch: pytest.MonkeyPatch, server: FakeOpenAIServer) -> dict[str, str]:
+    """The deployment declares the judge's endpoint (set before a worker starts: it inherits
+    the environment); returns the judge spec that names it."""
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS", json.dumps([{"name": "fake", "base_url": server.base_url}])
+    )
+    return {"endpoint": "fake", "model": "m"}
+
+
 def votes(judge_run: JudgeRun) -> list[tuple[int, str, str]]:
     return sorted(
         JudgeVote.objects.filter(judge_run=judge_run).values_list("item_id", "order", "verdict")
@@ -49,12 +59,12 @@ def assert_like_uninterrupted(judge_run: JudgeRun, voted: Campaign) -> None:
 
 
 def test_a_judge_run_whose_worker_is_killed_resumes_paying_only_for_what_is_missing(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_services()
     voted = campaign()
     with FakeOpenAIServer(latency_s=0.5, policy=verdict) as server:
-        spec = {"kind": "openai", "model": "m", "base_url": server.base_url}
+        spec = declare(monkeypatch, server)
         with worker(tmp_path, "doomed") as doomed:
             judge_run = judge_run_create(campaign=voted, spec=spec)
             wait_for(lambda: len(votes(judge_run)) >= 16, "the first chunk", alive=(doomed,))
@@ -75,26 +85,27 @@ def test_a_judge_run_whose_worker_is_killed_resumes_paying_only_for_what_is_miss
 
 
 def test_a_stopped_judge_worker_taken_over_stores_nothing_when_it_continues(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_services()
     voted = campaign()
     server = FakeOpenAIServer(latency_s=1.0, policy=verdict)
-    with server, worker(tmp_path, "sleeper") as sleeper:
-        spec = {"kind": "openai", "model": "m", "base_url": server.base_url}
-        judge_run = judge_run_create(campaign=voted, spec=spec)
-        wait_for(lambda: len(votes(judge_run)) >= 16, "the first chunk", alive=(sleeper,))
-        os.kill(sleeper.process.pid, signal.SIGSTOP)  # its second chunk is in flight
-        with worker(tmp_path, "rescuer", beat=True) as rescuer:
-            wait_for(
-                lambda: JudgeRun.objects.get(pk=judge_run.pk).status != "running",
-                "the takeover to finish the judge run",
-                alive=(rescuer,),
-            )
-            judge_run.refresh_from_db()
-            finished = (judge_run.finished_at, votes(judge_run))
-            os.kill(sleeper.process.pid, signal.SIGCONT)
-            wait_for(lambda: "no longer held" in sleeper.log(), "the old worker", timeout=60)
-            time.sleep(2)
+    with server:
+        spec = declare(monkeypatch, server)
+        with worker(tmp_path, "sleeper") as sleeper:
+            judge_run = judge_run_create(campaign=voted, spec=spec)
+            wait_for(lambda: len(votes(judge_run)) >= 16, "the first chunk", alive=(sleeper,))
+            os.kill(sleeper.process.pid, signal.SIGSTOP)  # its second chunk is in flight
+            with worker(tmp_path, "rescuer", beat=True) as rescuer:
+                wait_for(
+                    lambda: JudgeRun.objects.get(pk=judge_run.pk).status != "running",
+                    "the takeover to finish the judge run",
+                    alive=(rescuer,),
+                )
+                judge_run.refresh_from_db()
+                finished = (judge_run.finished_at, votes(judge_run))
+                os.kill(sleeper.process.pid, signal.SIGCONT)
+                wait_for(lambda: "no longer held" in sleeper.log(), "the old worker", timeout=60)
+                time.sleep(2)
     assert_like_uninterrupted(judge_run, voted)
     assert (judge_run.finished_at, votes(judge_run)) == finished
