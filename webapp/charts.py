@@ -434,6 +434,18 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def _finite_series(series: Sequence[Series]) -> list[Series]:
+    """Each series without its points that have no finite x or y (a gap is not a zero),
+    keeping every kept point's label."""
+    out = []
+    for s in series:
+        labels = s.labels or [""] * len(s.points)
+        kept = [(p, label) for p, label in zip(s.points, labels, strict=True)
+                if _finite(p[0]) and _finite(p[1])]  # fmt: skip
+        out.append(Series(s.name, [p for p, _ in kept], [label for _, label in kept]))
+    return out
+
+
 def _bare_svg(parts: list[str], label: str) -> SafeString:
     body = "".join(parts)
     return mark_safe(  # every text inside was escaped
@@ -455,18 +467,7 @@ def labelled_line_chart(
 ) -> SafeString:
     """Lines with markers, one per series, on linear axes. Points without a finite value are
     left out (a gap in the data is not a zero)."""
-    kept = [
-        Series(
-            s.name,
-            [p for p in s.points if _finite(p[0]) and _finite(p[1])],
-            [
-                label
-                for p, label in zip(s.points, s.labels or [""] * len(s.points), strict=True)
-                if _finite(p[0]) and _finite(p[1])
-            ],
-        )
-        for s in series
-    ]
+    kept = _finite_series(series)
     points = [p for s in kept for p in s.points]
     if not points:
         return _bare_empty(y_label, "no data yet")
@@ -509,18 +510,7 @@ def log_scatter(
 ) -> SafeString:
     """Points on log-log axes (values <= 0 are drawn at the bottom edge, as 1), with the
     y = x diagonal: on it, the response has exactly the required length."""
-    series = [
-        Series(
-            s.name,
-            [p for p in s.points if _finite(p[0]) and _finite(p[1])],
-            [
-                label
-                for p, label in zip(s.points, s.labels or [""] * len(s.points), strict=True)
-                if _finite(p[0]) and _finite(p[1])
-            ],
-        )
-        for s in series
-    ]
+    series = _finite_series(series)
     points = [p for s in series for p in s.points]
     if not points:
         return _bare_empty(y_label, "no item with a required length")
