@@ -66,7 +66,7 @@ def test_it_evaluates_a_finished_run_from_its_page(
     assert page.is_checked("input[name=checkpoints][value='2']")
     assert page.is_checked("#id_include_base")
     page.fill("#id_max_new_tokens", "6")
-    page.select_option("#id_judge_kind", "heuristic")
+    page.select_option("#id_judge_endpoint", "heuristic")
     page.click("text=Evaluate this run")
     page.wait_for_url(re.compile(r"/evals/run-evaluations/\d+/$"))
     evaluation = RunEvaluation.objects.get()

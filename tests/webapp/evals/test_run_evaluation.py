@@ -175,3 +175,11 @@ def test_the_studio_rotation_keeps_pinned_checkpoints(trained_run, tmp_path) -> 
     deleted = Checkpoint.objects.filter(run=trained_run, deleted=True)
     assert sorted(deleted.values_list("step", flat=True)) == [20, 30]
     assert [c.step for c in resolve_checkpoints(trained_run, "all")] == [10, 40]
+
+
+def test_the_launch_page_offers_the_declared_judge_endpoints(
+    staff_client: Client, trained_run
+) -> None:
+    html = staff_client.get(f"/evals/runs/{trained_run.pk}/evaluate/").content.decode()
+    assert 'name="judge_endpoint"' in html and '<option value="heuristic"' in html
+    assert "api_key_env" not in html
