@@ -44,7 +44,7 @@ from rl_engine.evaluation.core import (
     Progress,
     Tracker,
 )
-from rl_engine.evaluation.kinds import JUDGES
+from rl_engine.evaluation.kinds import AGGREGATES, ITEM_JUDGES
 from rl_engine.evaluation.kinds.creative import DEFAULT_CREATIVE_CRITERIA
 from rl_engine.evaluation.longinput import build_prompt
 from rl_engine.judging._aio import run_sync
@@ -62,8 +62,10 @@ __all__ = [
     "Generator",
     "ItemResult",
     "PointwiseScorer",
+    "aggregate_results",
     "evaluate",
     "generate_responses",
+    "judge_items_sync",
     "judge_responses",
     "judge_responses_sync",
     "model_generator",
@@ -176,6 +178,62 @@ def _per_domain(pairs: Pairs, results: Sequence[ItemResult]) -> dict[str, float]
     return {d: statistics.fmean(v) for d, v in sorted(by_domain.items())}
 
 
+def _pairs(items: Sequence[EvalItem], generated: Sequence[Generated]) -> Pairs:
+    by_id = {item.item_id: item for item in items}
+    unknown = [g.item_id for g in generated if g.item_id not in by_id]
+    if unknown:
+        raise ValueError(f"responses for unknown item(s): {unknown[:5]}")
+    return [(by_id[g.item_id], g) for g in generated]
+
+
+async def judge_items(
+    items: Sequence[EvalItem],
+    generated: Sequence[Generated],
+    settings: EvalSettings,
+    evaluators: Evaluators,
+    progress: Progress | None = None,
+) -> list[ItemResult]:
+    """Judge ``generated`` (any part of an evaluation's responses): one result per response,
+    in its order, with no aggregation. A failed judgment is a result with ``score`` None and
+    its ``error``, never a zero."""
+    pairs = _pairs(items, generated)
+    tracker = Tracker(progress)
+    results = await ITEM_JUDGES[settings.kind](pairs, evaluators, settings, tracker)
+    if tracker.total == 0 and progress is not None:
+        await asyncio.to_thread(progress, "judging", len(results), len(results))
+    return results
+
+
+def judge_items_sync(
+    items: Sequence[EvalItem],
+    generated: Sequence[Generated],
+    settings: EvalSettings,
+    evaluators: Evaluators,
+    progress: Progress | None = None,
+) -> list[ItemResult]:
+    """Blocking :func:`judge_items`."""
+    return run_sync(judge_items(items, generated, settings, evaluators, progress))
+
+
+def aggregate_results(
+    items: Sequence[EvalItem],
+    generated: Sequence[Generated],
+    results: Sequence[ItemResult],
+    settings: EvalSettings,
+) -> dict[str, Any]:
+    """The kind's aggregates over judged responses (``results[i]`` judges ``generated[i]``),
+    however many times they were judged apart; always with ``score`` (0-100 or None),
+    ``items``, ``errors`` and ``domain_scores``."""
+    if len(results) != len(generated):
+        raise ValueError(f"{len(results)} results for {len(generated)} responses")
+    pairs = _pairs(items, generated)
+    aggregates = AGGREGATES[settings.kind](pairs, results, settings)
+    aggregates["items"] = len(results)
+    aggregates["errors"] = sum(1 for r in results if r.error)
+    aggregates["domain_scores"] = _per_domain(pairs, results)
+    return aggregates
+
+
 async def judge_responses(
     items: Sequence[EvalItem],
     generated: Sequence[Generated],
@@ -191,19 +249,8 @@ async def judge_responses(
     called from a worker thread as judge calls come back (once at the end when nothing needs
     a judge), so it may block.
     """
-    by_id = {item.item_id: item for item in items}
-    unknown = [g.item_id for g in generated if g.item_id not in by_id]
-    if unknown:
-        raise ValueError(f"responses for unknown item(s): {unknown[:5]}")
-    pairs = [(by_id[g.item_id], g) for g in generated]
-    tracker = Tracker(progress)
-    results, aggregates = await JUDGES[settings.kind](pairs, evaluators, settings, tracker)
-    if tracker.total == 0 and progress is not None:
-        await asyncio.to_thread(progress, "judging", len(results), len(results))
-    aggregates["items"] = len(results)
-    aggregates["errors"] = sum(1 for r in results if r.error)
-    aggregates["domain_scores"] = _per_domain(pairs, results)
-    return results, aggregates
+    results = await judge_items(items, generated, settings, evaluators, progress)
+    return results, aggregate_results(items, generated, results, settings)
 
 
 def judge_responses_sync(

@@ -3,7 +3,7 @@ accuracy overall, by difficulty and by context length."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rl_engine.evaluation.core import EvalSettings, Evaluators, ItemResult, Pairs, Tracker
@@ -15,12 +15,18 @@ async def judge(
     pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
 ) -> tuple[list[ItemResult], dict[str, Any]]:
     """Extract each chosen letter and score accuracy; no judge is called."""
-    predictions: dict[str, str | None] = {}
+    results = await judge_items(pairs, evaluators, settings, tracker)
+    return results, aggregate(pairs, results, settings)
+
+
+async def judge_items(
+    pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
+) -> list[ItemResult]:
+    """Each response's extracted letter against the answer."""
     results = []
     for item, generated in pairs:
         assert item.long_input is not None
         choice = extract_choice(generated.response, settings.extraction)
-        predictions[item.long_input.item_id] = choice
         correct = choice == item.long_input.answer
         results.append(
             ItemResult(
@@ -36,12 +42,23 @@ async def judge(
                 "'The correct answer is (X)' (counted as wrong)",
             )
         )  # fmt: skip
+    return results
+
+
+def aggregate(
+    pairs: Pairs, results: Sequence[ItemResult], settings: EvalSettings
+) -> dict[str, Any]:
+    """Accuracy overall, by difficulty and by length (from the stored predictions)."""
+    predictions: dict[str, str | None] = {}
+    for (item, _generated), result in zip(pairs, results, strict=True):
+        assert item.long_input is not None
+        predictions[item.long_input.item_id] = result.details.get("predicted")
     table = accuracy([item.long_input for item, _g in pairs if item.long_input], predictions)
 
     def rates(breakdown: Mapping[str, tuple[int, int]]) -> dict[str, float]:
         return {k: 100.0 * c / t for k, (c, t) in breakdown.items() if t}
 
-    return results, {
+    return {
         "score": 100.0 * table.overall if table.overall is not None else None,
         "accuracy": table.overall,
         "correct": table.correct,

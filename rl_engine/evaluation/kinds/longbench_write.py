@@ -3,6 +3,7 @@ dimensions graded by a rubric grader, S̄ = (S_l + S_q) / 2, a table per length 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rl_engine.evaluation.core import (
@@ -21,13 +22,20 @@ from rl_engine.text import count_words, length_score
 async def judge(
     pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
 ) -> tuple[list[ItemResult], dict[str, Any]]:
+    results = await judge_items(pairs, evaluators, settings, tracker)
+    return results, aggregate(pairs, results, settings)
+
+
+async def judge_items(
+    pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
+) -> list[ItemResult]:
+    """Each response's length score and graded quality (kept in its details)."""
     requests = [
         RubricRequest(item.prompt, generated.response, LONGBENCH_WRITE_QUALITY)
         for item, generated in pairs
     ]
     grades = await grade_all(evaluators.grader, requests, "longbench_write", tracker)
     results: list[ItemResult] = []
-    records: list[LongWriteRecord] = []
     for (item, generated), grade in zip(pairs, grades, strict=True):
         produced = count_words(generated.response)
         quality = quality_score(grade.values) if grade.values is not None else None
@@ -37,9 +45,6 @@ async def judge(
             errors.append("the item has no required length, so no length score")
         if grade.values is None:
             errors.append(f"quality judgment failed: {grade.error}")
-        if item.required_words:
-            # A failed quality judgment still counts for S_l (quality None).
-            records.append(LongWriteRecord(item.required_words, produced, quality))
         overall = (s_l + quality) / 2.0 if s_l is not None and quality is not None else None
         results.append(
             ItemResult(
@@ -55,14 +60,27 @@ async def judge(
                 judge_latency_s=grade.latency_s,
             )
         )  # fmt: skip
+    return results
+
+
+def aggregate(
+    pairs: Pairs, results: Sequence[ItemResult], settings: EvalSettings
+) -> dict[str, Any]:
+    """S_l, S_q and S̄ per length bucket over judged responses (from their details)."""
+    records: list[LongWriteRecord] = []
+    for (item, _generated), result in zip(pairs, results, strict=True):
+        if item.required_words:
+            # A failed quality judgment still counts for S_l (quality None).
+            quality = result.details.get("quality_score")
+            records.append(LongWriteRecord(item.required_words, result.produced_words, quality))
     table = length_quality_table(records) if records else []
     overall_row = table[-1] if table else None
-    return results, {
+    return {
         "score": overall_row.overall if overall_row else None,
         "S_l": overall_row.length if overall_row else None,
         "S_q": overall_row.quality if overall_row else None,
         "S_bar": overall_row.overall if overall_row else None,
-        "quality_invalid": sum(1 for g in grades if g.values is None),
+        "quality_invalid": sum(1 for r in results if r.details.get("dimensions") is None),
         "buckets": [
             {
                 "bucket": row.bucket,

@@ -3,6 +3,7 @@ a tie), adjusted and length-controlled win rates."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rl_engine.evaluation.core import (
@@ -23,6 +24,14 @@ from rl_engine.text import count_words
 async def judge(
     pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
 ) -> tuple[list[ItemResult], dict[str, Any]]:
+    results = await judge_items(pairs, evaluators, settings, tracker)
+    return results, aggregate(pairs, results, settings)
+
+
+async def judge_items(
+    pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
+) -> list[ItemResult]:
+    """Each response against its baseline in both orders (the combined outcome in details)."""
     judge = evaluators.judge
     if judge is None:
         raise ValueError("pairwise needs a pairwise judge (Evaluators.judge)")
@@ -36,12 +45,10 @@ async def judge(
         requests.append(PairRequest(item.prompt, generated.response, baseline, criteria))
         requests.append(PairRequest(item.prompt, baseline, generated.response, criteria))
     judgments = await in_chunks(judge.compare, requests, tracker)
-    outcomes = []
     results = []
     for index, (item, generated) in enumerate(pairs):
         first, second = judgments[2 * index], judgments[2 * index + 1]
         outcome = combine_orders(first.verdict, second.verdict)
-        outcomes.append(outcome)
         errors = [j.error for j in (first, second) if j.error]
         results.append(
             ItemResult(
@@ -59,6 +66,14 @@ async def judge(
                 judge_latency_s=first.latency_s + second.latency_s,
             )
         )  # fmt: skip
+    return results
+
+
+def aggregate(
+    pairs: Pairs, results: Sequence[ItemResult], settings: EvalSettings
+) -> dict[str, Any]:
+    """Win rates (adjusted and length-controlled) from the stored outcomes."""
+    outcomes = [Outcome(r.details["outcome"]) for r in results]
     counts = OutcomeCounts.of(outcomes)
     total = counts.valid
     aggregates: dict[str, Any] = {
@@ -80,4 +95,4 @@ async def judge(
         100.0 * aggregates["adjusted_win_rate"] if aggregates["adjusted_win_rate"] is not None
         else None
     )  # fmt: skip
-    return results, aggregates
+    return aggregates

@@ -26,6 +26,15 @@ from rl_engine.text import count_words
 async def judge(
     pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
 ) -> tuple[list[ItemResult], dict[str, Any]]:
+    results = await judge_items(pairs, evaluators, settings, tracker)
+    return results, aggregate(pairs, results, settings)
+
+
+async def judge_items(
+    pairs: Pairs, evaluators: Evaluators, settings: EvalSettings, tracker: Tracker
+) -> list[ItemResult]:
+    """Each response's criteria scored; the details keep every criterion's score (the
+    aggregates are computed from them, so stored results can be aggregated later)."""
     scorer = evaluators.scorer
     if scorer is None:
         raise ValueError("writingbench needs a pointwise scorer (Evaluators.scorer)")
@@ -50,13 +59,8 @@ async def judge(
     for (index, criterion), grade in zip(jobs, scores, strict=True):
         per_item[index].append((criterion, grade))
     results = []
-    criterion_scores: dict[str, list[int | None]] = {}
-    domains: dict[str, str] = {}
     for (item, generated), graded in zip(pairs, per_item, strict=True):
-        key = f"{item.item_id}#{generated.iteration}"
         values = [g.value for _c, g in graded]
-        criterion_scores[key] = values
-        domains[key] = item.domain or "(none)"
         valid = [v for v in values if v is not None]
         errors = [f"{c.name}: {g.error}" for c, g in graded if g.value is None]
         error = None
@@ -80,8 +84,21 @@ async def judge(
                 judge_latency_s=sum(g.latency_s for _c, g in graded),
             )
         )  # fmt: skip
+    return results
+
+
+def aggregate(
+    pairs: Pairs, results: Sequence[ItemResult], settings: EvalSettings
+) -> dict[str, Any]:
+    """WritingBench's aggregation over judged responses (from their stored criteria)."""
+    criterion_scores: dict[str, list[int | None]] = {}
+    domains: dict[str, str] = {}
+    for (item, generated), result in zip(pairs, results, strict=True):
+        key = f"{item.item_id}#{generated.iteration}"
+        criterion_scores[key] = [c.get("score") for c in result.details.get("criteria", [])]
+        domains[key] = item.domain or "(none)"
     summary = writingbench_summary(criterion_scores, domains)
-    return results, {
+    return {
         "score": summary.overall_x10,
         "overall_1_10": summary.overall,
         "criteria_scored": summary.scored,

@@ -94,3 +94,87 @@ def test_the_sweep_sends_the_judging_of_a_handed_over_run_whose_message_was_lost
     assert sent == [eval_run.pk]
     assert AuditLog.objects.get(action="eval_resend").details["eval_run"] == eval_run.pk
     assert sweep_kind(EVAL_JUDGE_KIND, now=later).resent == []  # sent: left alone
+
+
+class CountingGrader:
+    """The heuristic grader, counting the responses it was asked to grade; ``fail`` makes
+    every grade a failed one (no values, an error), as a judge endpoint that is down does."""
+
+    def __init__(self, fail: bool = False) -> None:
+        from rl_engine.evaluation.grading import HeuristicGrader
+
+        self.inner = HeuristicGrader()
+        self.fail = fail
+        self.asked: list[str] = []
+
+    async def grade(self, requests: Any) -> list[Any]:
+        from rl_engine.evaluation.grading import RubricScore
+
+        self.asked += [r.response for r in requests]
+        if self.fail:
+            return [RubricScore(None, error="connection refused") for _ in requests]
+        return list(await self.inner.grade(requests))
+
+
+def test_a_resumed_judging_phase_judges_only_the_missing_items_and_aggregates_all(
+    tiny_policy: Path,
+) -> None:
+    from rl_engine.evaluation.runner import Evaluators
+
+    baseline = evaluation(tiny_policy, count=5)
+    assert eval_run_generate(baseline.pk, worker="gen")
+    assert eval_run_judge(baseline.pk, Evaluators(grader=CountingGrader()), worker="judge")
+    baseline.refresh_from_db()
+
+    eval_run = evaluation(tiny_policy, count=5)
+    assert eval_run_generate(eval_run.pk, worker="gen")
+    # A judging worker stored the first chunk (4 items: batch size 1) and was lost.
+    lost = lease_claim(EvalRun, eval_run.pk, worker="lost", **execution.JUDGE_PHASE)
+    assert lost is not None
+    rows = list(EvalItemResult.objects.filter(eval_run=eval_run).order_by("id"))
+    first = CountingGrader()
+    execution._store_judged(
+        rows[:4],
+        execution.judge_items_sync(
+            *_items_of(eval_run), [execution._generated_of(r) for r in rows[:4]],
+            settings=_settings_of(eval_run), evaluators=Evaluators(grader=first),
+        ),
+    )  # fmt: skip
+    EvalRun.objects.filter(pk=eval_run.pk).update(heartbeat_at=timezone.now() - 2 * STALE_AFTER)
+    resumed = CountingGrader()
+    assert eval_run_judge(eval_run.pk, Evaluators(grader=resumed), worker="rescuer")
+    eval_run.refresh_from_db()
+    assert eval_run.status == EvalRun.Status.SUCCEEDED and eval_run.epoch == 3
+    assert resumed.asked == [rows[4].response]  # pays only for the missing item
+    assert eval_run.aggregates == baseline.aggregates
+    scores = sorted(EvalItemResult.objects.filter(eval_run=eval_run).values_list("score"))
+    assert scores == sorted(EvalItemResult.objects.filter(eval_run=baseline).values_list("score"))
+
+
+def _items_of(eval_run: EvalRun) -> tuple[Any]:
+    from webapp.evals.services.items import eval_items
+
+    return (eval_items(eval_run)[0],)
+
+
+def _settings_of(eval_run: EvalRun) -> Any:
+    from webapp.evals.services.config import build_settings
+
+    return build_settings(eval_run.benchmark, eval_run.settings)
+
+
+def test_an_evaluation_whose_every_judgment_failed_ends_failed_not_with_a_zero(
+    tiny_policy: Path,
+) -> None:
+    from rl_engine.evaluation.runner import Evaluators
+
+    eval_run = evaluation(tiny_policy, count=2)
+    assert eval_run_generate(eval_run.pk, worker="gen")
+    assert not eval_run_judge(eval_run.pk, Evaluators(grader=CountingGrader(fail=True)))
+    eval_run.refresh_from_db()
+    assert eval_run.status == EvalRun.Status.FAILED
+    assert eval_run.error.startswith("0 of 2 responses judged: 2 failed; first error: ")
+    assert "connection refused" in eval_run.error
+    assert eval_run.score is None and eval_run.aggregates["errors"] == 2
+    results = EvalItemResult.objects.filter(eval_run=eval_run)
+    assert all(r.judged and r.score is None and "connection refused" in r.error for r in results)

@@ -18,8 +18,10 @@ from rl_engine.evaluation.evaluators import make_evaluators
 from rl_engine.evaluation.runner import (
     EvalItem,
     Generated,
+    ItemResult,
+    aggregate_results,
     generate_responses,
-    judge_responses_sync,
+    judge_items_sync,
     model_generator,
 )
 from webapp.evals.models import EvalItemResult, EvalRun
@@ -169,12 +171,44 @@ def _store_generated(eval_run: EvalRun, items: list[EvalItem], generated: list[G
     )
 
 
-def eval_run_judge(eval_run_id: int, evaluators: Any = None, *, worker: str = "") -> bool:
-    """Phase 2: claim the judging phase, judge the stored responses, store each item's score
-    and the aggregates (fenced: a worker taken over stores nothing).
+def _result_of(row: EvalItemResult) -> ItemResult:
+    return ItemResult(
+        row.item_id, row.iteration, row.response, row.produced_words, row.score,
+        details=dict(row.details or {}), error=row.error or None,
+        judge_latency_s=row.judge_latency_s or 0.0,
+    )  # fmt: skip
 
-    ``evaluators`` overrides the run's judge spec (tests and scripts). Returns True when the
-    run succeeded.
+
+def _generated_of(row: EvalItemResult) -> Generated:
+    return Generated(
+        row.item_id, row.iteration, row.response, row.context_tokens, row.truncated_tokens
+    )
+
+
+def _store_judged(rows: list[EvalItemResult], results: list[ItemResult]) -> None:
+    for row, result in zip(rows, results, strict=True):
+        row.produced_words = result.produced_words
+        row.score = result.score
+        row.details = _json_safe(result.details)
+        row.error = result.error or ""
+        row.judge_latency_s = result.judge_latency_s
+        row.judged = True
+    EvalItemResult.objects.bulk_update(
+        rows,
+        ["produced_words", "score", "details", "error", "judge_latency_s", "judged"],
+        batch_size=500,
+    )
+
+
+def eval_run_judge(eval_run_id: int, evaluators: Any = None, *, worker: str = "") -> bool:
+    """Phase 2: claim the judging phase, judge the responses not judged yet a chunk at a time
+    (each chunk's results stored as they come, fenced: a resumed phase pays only for the
+    missing items, and a worker taken over stores nothing), then aggregate every stored
+    result and finish.
+
+    A run whose every judgment failed ends ``failed`` with the count and the first error
+    (its per-item errors stay visible), never as a score of zero. ``evaluators`` overrides
+    the run's judge spec (tests and scripts). Returns True when the run succeeded.
     """
     lease = lease_claim(EvalRun, eval_run_id, worker=worker, **JUDGE_PHASE)
     if lease is None:
@@ -187,37 +221,39 @@ def eval_run_judge(eval_run_id: int, evaluators: Any = None, *, worker: str = ""
             rows = list(EvalItemResult.objects.filter(eval_run=eval_run).order_by("id"))
             present = {row.item_id for row in rows}
             items = [item for item in items if item.item_id in present]
-            generated = [
-                Generated(row.item_id, row.iteration, row.response, row.context_tokens,
-                          row.truncated_tokens)
-                for row in rows
-            ]  # fmt: skip
-            if evaluators is None:
+            todo = [row for row in rows if not row.judged]
+            if todo and evaluators is None:
                 evaluators = make_evaluators(build_judge(eval_run.judge))
+            progress = _progress_writer(eval_run_id, 0.5, 1.0, lease)
+            chunk = max(settings.batch_size, 1) * 4
             started = time.perf_counter()
-            results, aggregates = judge_responses_sync(
-                items, generated, settings, evaluators,
-                _progress_writer(eval_run_id, 0.5, 1.0, lease),
-            )  # fmt: skip
-            judging_s = time.perf_counter() - started
-            with lease.fenced():
-                for row, result in zip(rows, results, strict=True):
-                    row.produced_words = result.produced_words
-                    row.score = result.score
-                    row.details = _json_safe(result.details)
-                    row.error = result.error or ""
-                    row.judge_latency_s = result.judge_latency_s
-                    row.judged = True
-                EvalItemResult.objects.bulk_update(
-                    rows,
-                    ["produced_words", "score", "details", "error", "judge_latency_s", "judged"],
-                    batch_size=500,
+            for start in range(0, len(todo), chunk):
+                lease.check()
+                part = todo[start : start + chunk]
+                results = judge_items_sync(
+                    items, [_generated_of(row) for row in part], settings, evaluators
                 )
-                aggregates = {**(eval_run.aggregates or {}), **_json_safe(aggregates)}
-                return lease.finish(
-                    EvalRun.Status.SUCCEEDED, aggregates=aggregates, judging_s=judging_s,
-                    progress=1.0, finished_at=timezone.now(),
-                )  # fmt: skip
+                with lease.fenced():
+                    _store_judged(part, results)
+                progress("judging", len(rows) - len(todo) + start + len(part), len(rows))
+            judging_s = (eval_run.judging_s or 0.0) + time.perf_counter() - started
+            rows = list(EvalItemResult.objects.filter(eval_run=eval_run).order_by("id"))
+            aggregates = aggregate_results(
+                items, [_generated_of(row) for row in rows], [_result_of(r) for r in rows],
+                settings,
+            )  # fmt: skip
+            aggregates = {**(eval_run.aggregates or {}), **_json_safe(aggregates)}
+            scored = sum(1 for row in rows if row.score is not None)
+            fields: dict[str, Any] = {
+                "aggregates": aggregates, "judging_s": judging_s, "progress": 1.0,
+                "finished_at": timezone.now(),
+            }  # fmt: skip
+            if rows and scored == 0:
+                first = next((row.error for row in rows if row.error), "no score")
+                error = f"0 of {len(rows)} responses judged: {len(rows)} failed; first error: "
+                lease.finish(EvalRun.Status.FAILED, error=(error + first)[:5000], **fields)
+                return False
+            return lease.finish(EvalRun.Status.SUCCEEDED, error="", **fields)
     except LeaseLost as error:
         log.warning("evaluation %s: %s; this worker stops", eval_run_id, error)
         return False
