@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 from rl_engine.evaluation.stats import (
@@ -213,6 +213,8 @@ class JudgeAgreement:
     agreement_without_ties: float | None
     position_flip_rate: float | None
     first_shown_rate: float | None
+    # The row itself, for the page (what a queued run waits for).
+    judge_run: JudgeRun | None = field(default=None, compare=False, repr=False)
 
 
 def judge_agreement(
@@ -269,6 +271,7 @@ def _judge_row(
         agreement_without_ties=agree_decisive / decisive if decisive else None,
         position_flip_rate=flips / valid if valid else None,
         first_shown_rate=first_shown / decisive_verdicts if decisive_verdicts else None,
+        judge_run=judge_run,
     )
 
 

@@ -112,21 +112,56 @@ def check_workers_cached() -> CheckResult:
         return result
 
 
+NO_WORKER = "no Celery worker answered a ping"
+
+
 def check_workers(timeout_s: float | None = None) -> CheckResult:
-    """Ping every worker; ok when at least one answers within ``timeout_s``."""
+    """Ask every worker which queues it consumes (Celery's ``active_queues``, answered like a
+    ping by each live worker); ok when at least one answers within ``timeout_s``. The detail
+    names the workers and, per queue, the workers that serve it."""
     if timeout_s is None:
         timeout_s = float(getattr(settings, "WRITING_RL_HEALTHZ_PING_TIMEOUT_S", 1.0))
     timeout = timeout_s
 
     def probe() -> dict[str, Any]:
         with app.connection_for_write(url=_broker_url()) as conn:
-            replies = app.control.inspect(timeout=timeout, connection=conn).ping() or {}
-        workers = sorted(name for name, reply in replies.items() if reply.get("ok") == "pong")
+            replies = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
+        queues: dict[str, list[str]] = {}
+        for name, consumed in sorted(replies.items()):
+            for queue in consumed or []:
+                queues.setdefault(str(queue.get("name", "")), []).append(name)
+        workers = sorted(replies)
         if not workers:
-            raise RuntimeError(f"no Celery worker answered a ping within {timeout:g} s")
-        return {"count": len(workers), "names": workers}
+            raise RuntimeError(f"{NO_WORKER} within {timeout:g} s")
+        return {"count": len(workers), "names": workers, "queues": queues}
 
     return _timed(probe)
+
+
+@dataclass(frozen=True)
+class ServedQueues:
+    """Which queues live workers consume, from the cached worker check: ``queues`` maps a
+    queue to the workers serving it; ``known`` is False (and ``error`` says why) when the
+    broker or the check failed, so nobody can tell."""
+
+    known: bool
+    queues: dict[str, list[str]]
+    error: str = ""
+
+
+def served_queues() -> ServedQueues:
+    """The queues live workers serve, for pages that say what a queued job waits for. Uses the
+    same cached answer as ``/healthz`` (``WRITING_RL_HEALTHZ_CACHE_S``); a dead broker is not
+    pinged through."""
+    broker = check_broker()
+    if not broker.ok:
+        return ServedQueues(False, {}, f"the broker is unreachable ({broker.error})")
+    workers = check_workers_cached()
+    if workers.ok:
+        return ServedQueues(True, dict(workers.detail.get("queues", {})))
+    if NO_WORKER in workers.error:
+        return ServedQueues(True, {})
+    return ServedQueues(False, {}, workers.error)
 
 
 _RUNNERS: dict[str, Callable[[], CheckResult]] = {
