@@ -11,17 +11,22 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.urls import reverse
 
 from rl_engine.judging import JudgeSpec
 from rl_engine.judging.endpoints import default_registry
 from rl_engine.training.config import TrainConfig
 from rl_engine.writers import WriterSpec
 from webapp.studio.importers import FORMATS as IMPORT_FORMATS
-from webapp.studio.models import Dataset, Selection
+from webapp.studio.models import Dataset, Run, Selection
 from webapp.studio.paths import PathNotAllowed, check_model, check_train_config
+from webapp.studio.run_presets import preset_choices
 from webapp.studio.spec_forms import (
     SpecFields,
     dataclass_defaults,
@@ -66,10 +71,117 @@ def judge_fields(
     )
 
 
-class RunForm(forms.Form):
-    """Name, dataset, optional selection, and every ``TrainConfig`` field.
+# The new-run form's Basic section: what most runs change. Every other TrainConfig field goes
+# to Advanced (so a field added to TrainConfig later lands there), except the read-only ones.
+BASIC_FIELDS = (
+    "policy", "algorithm", "backend", "reward_kind", "curriculum", "num_generations",
+    "prompts_per_step", "max_completion_tokens", "learning_rate", "kl_beta", "max_steps",
+    "device",
+)  # fmt: skip
+BASIC_JUDGE_FIELDS = ("judge_endpoint", "judge_model")
+# Fields the researcher does not set: shown as text with why, never as (disabled) inputs.
+READ_ONLY_FIELDS = {
+    "output_dir": "Set by the studio: every run gets its own directory under the runs "
+    "directory (<runs dir>/run-<id>-<task>/), with checkpoint-<step>/ and final/ in it.",
+    "logging_dir": "Not used by the engine; reporters choose their own log directory.",
+}
+LABELS = {
+    "policy": "Policy model",
+    "backend": "Training backend",
+    "reward_kind": "Reward",
+    "num_generations": "Group size (rollouts per prompt)",
+    "prompts_per_step": "Prompts per step",
+    "max_completion_tokens": "Max tokens per rollout",
+    "kl_beta": "KL coefficient",
+    "top_p": "Top-p",
+    "use_vllm": "Use vLLM",
+    "vllm_server_url": "vLLM server URL",
+    "dtype": "Weights dtype",
+    "judge_endpoint": "Judge endpoint",
+    "judge_model": "Judge model",
+    "min_wins": "Wins to move up a tier",
+    "judge_check_pairs": "Judge check: pairs",
+    "judge_check_min_parse_rate": "Judge check: minimum parse rate",
+    "judge_check_min_consistency": "Judge check: minimum consistency",
+    "judge_check_override": "Train even if the judge check fails",
+    "judge_max_invalid_rate": "Judge: maximum invalid share per step",
+    "judge_outage_budget_s": "Judge outage budget (seconds)",
+}
+_CONFIG_NAME = re.compile(r"\b(TrainConfig|JudgeSpec)\.([a-z_]+)")
+_PLAIN_WORDS = (
+    (re.compile(r"must be an integer >= (-?\d+)"), r"must be a whole number of at least \1"),
+    (
+        re.compile(r"must be an integer in \[(\d+), (\d+)\]"),
+        r"must be a whole number from \1 to \2",
+    ),
+    (re.compile(r"must be a share in \[0, 1\]"), "must be a share from 0 to 1"),
+    (re.compile(r"must be > 0"), "must be above 0"),
+    (re.compile(r"must be >= 0"), "must be 0 or more"),
+    (re.compile(r"must be in \(0, 1\]"), "must be above 0 and at most 1"),
+    (re.compile(r"\bfor a (?=[aeiou])"), "for an "),
+)
 
-    ``cleaned_data["config"]`` holds the validated ``TrainConfig`` after ``is_valid()``.
+
+def field_label(name: str) -> str:
+    """What the page calls a config field (``max_steps`` -> "Max steps")."""
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def plain_message(message: str) -> str:
+    """An engine message in the page's words: ``TrainConfig.max_steps must be an integer
+    >= 1; got 0`` -> ``Max steps must be a whole number of at least 1; got 0``."""
+
+    def label(match: re.Match[str]) -> str:
+        prefix = "judge_" if match.group(1) == "JudgeSpec" else ""
+        return field_label(prefix + match.group(2))
+
+    text = _CONFIG_NAME.sub(label, message)
+    for pattern, replacement in _PLAIN_WORDS:
+        text = pattern.sub(replacement, text)
+    return text[:1].upper() + text[1:]
+
+
+def config_initial(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``TrainConfig.to_dict()`` as the form's initial values (judge flattened into
+    ``judge_<name>``; read-only and unknown fields left out)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    initial = {
+        name: value
+        for name, value in config.items()
+        if name in known and name != "judge" and name not in READ_ONLY_FIELDS
+    }
+    judge = config.get("judge")
+    if isinstance(judge, dict):
+        initial.update({JUDGE_PREFIX + name: value for name, value in judge.items()})
+    return initial
+
+
+def initial_from_data(form: forms.Form, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a posted form holds, as initial values of a fresh (unbound) form: how the
+    form is filled in again after a preset or a clone, without showing errors."""
+    return {
+        name: field.widget.value_from_datadict(data, {}, form.add_prefix(name))
+        for name, field in form.fields.items()
+    }
+
+
+def run_clone_initial(run: Run) -> dict[str, Any]:
+    """Every field of the form from ``run``: its name (marked a copy), data and config."""
+    return {
+        "name": f"{run.name} (copy)"[:200],
+        "dataset": run.dataset_id,
+        "selection": run.selection_id or "",
+        **config_initial(run.config or {}),
+    }
+
+
+class RunForm(forms.Form):
+    """Name, dataset, optional selection, and every ``TrainConfig`` field, in a Basic and an
+    Advanced section; read-only fields (``READ_ONLY_FIELDS``) are text, not inputs.
+
+    ``cleaned_data["config"]`` holds the validated ``TrainConfig`` after ``is_valid()``. All
+    errors come at once: the config is validated again after each error with that field
+    at its default, so a second and third mistake are reported on the same submit.
     """
 
     name = forms.CharField(max_length=200, help_text="A short name to find the run again.")
@@ -78,7 +190,14 @@ class RunForm(forms.Form):
         queryset=Selection.objects.select_related("dataset"),
         required=False,
         help_text="Train only on the instructions this selection chose (empty = every "
-        "train-split instruction of the dataset).",
+        "train-split instruction of the dataset). Lists the chosen dataset's selections.",
+    )
+
+    preset = forms.ChoiceField(
+        choices=preset_choices,
+        required=False,
+        label="Start from a preset",
+        help_text="Fills the training settings; the name, data and judge stay as they are.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -87,63 +206,178 @@ class RunForm(forms.Form):
         defaults = dataclass_defaults(TrainConfig)
         self.config_fields: list[str] = []
         for f in dataclasses.fields(TrainConfig):
-            if f.name == "judge":
+            if f.name == "judge" or f.name in READ_ONLY_FIELDS:
                 continue
-            self.fields[f.name] = form_field(f, hints[f.name], defaults.get(f.name))
+            field = form_field(f, hints[f.name], defaults.get(f.name))
+            field.label = field_label(f.name)
+            self.fields[f.name] = field
             self.config_fields.append(f.name)
-        # run_create gives every run its own directory; the field is shown, not editable.
-        output_dir = self.fields["output_dir"]
-        output_dir.disabled = True
-        output_dir.required = False
-        output_dir.initial = "(set by the studio: <runs dir>/run-<id>)"
-        output_dir.help_text += " The studio gives every run its own directory."
-        self.judge = judge_fields(label="judge.")
+        self.fields["policy"].initial = settings.WRITING_RL_POLICY  # the deployment's default
+        self.fields["policy"].widget.attrs["list"] = "policy-models"
+        # htmx: a new dataset brings its selections; a preset fills the form in (POST).
+        self.fields["dataset"].widget.attrs.update(
+            {
+                "hx-get": reverse("studio:run_new_selections"),
+                "hx-trigger": "change",
+                "hx-target": "#field-selection",
+                "hx-swap": "outerHTML",
+            }
+        )
+        self.fields["preset"].widget.attrs.update(
+            {
+                "hx-post": reverse("studio:run_new"),
+                "hx-trigger": "change",
+                "hx-vals": '{"apply_preset": "1"}',
+                "hx-target": "#run-form",
+                "hx-select": "#run-form",
+                "hx-swap": "outerHTML",
+            }
+        )
+        self.judge = judge_fields()
         self.judge.add(self)
         self.judge_fields = self.judge.names
+        for name in self.judge_fields:
+            self.fields[name].label = field_label(name)
         self.judge_help = TrainConfig.help()["judge"]
+        self._filter_selections()
+
+    # -- sections --------------------------------------------------------------------------
+
+    def _bound(self, names: list[str]) -> list[forms.BoundField]:
+        return [self[name] for name in names if name in self.fields]
+
+    def basic_fields(self) -> list[forms.BoundField]:
+        return self._bound([*BASIC_FIELDS, *BASIC_JUDGE_FIELDS])
+
+    def advanced_names(self) -> list[str]:
+        basic = {*BASIC_FIELDS, *BASIC_JUDGE_FIELDS}
+        return [n for n in [*self.config_fields, *self.judge_fields] if n not in basic]
+
+    def advanced_fields(self) -> list[forms.BoundField]:
+        return self._bound(self.advanced_names())
+
+    def advanced_has_errors(self) -> bool:
+        return self.is_bound and any(name in self.errors for name in self.advanced_names())
+
+    def read_only(self) -> list[dict[str, str]]:
+        return [
+            {"name": name, "label": field_label(name), "text": text}
+            for name, text in READ_ONLY_FIELDS.items()
+        ]
+
+    def error_summary(self) -> list[dict[str, str]]:
+        """Every field error, in page order, for the list at the top (each links its field)."""
+        order = ["name", "dataset", "selection", *BASIC_FIELDS, *BASIC_JUDGE_FIELDS]
+        order += [name for name in self.fields if name not in order]
+        return [
+            {"id": self[name].auto_id, "label": str(self.fields[name].label), "message": error}
+            for name in order
+            if name in self.fields and name in self.errors
+            for error in self.errors[name]
+        ]
+
+    # -- selections of the chosen dataset --------------------------------------------------
+
+    def chosen_dataset_id(self) -> int | None:
+        raw = self.data.get("dataset") if self.is_bound else self.initial.get("dataset")
+        raw = getattr(raw, "pk", raw)
+        try:
+            return int(raw) if raw not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    def _filter_selections(self) -> None:
+        """Offer only the chosen dataset's selections (validation still sees every one, so a
+        selection of another dataset gets its own message rather than 'invalid choice')."""
+        dataset_id = self.chosen_dataset_id()
+        field = self.fields["selection"]
+        shown = (
+            Selection.objects.filter(dataset_id=dataset_id).select_related("dataset")
+            if dataset_id is not None
+            else Selection.objects.none()
+        )
+        empty = "(every train instruction)" if dataset_id is not None else "(choose a dataset)"
+        field.widget.choices = [("", empty)] + [(s.pk, str(s)) for s in shown]
 
     def clean_selection(self) -> Selection | None:
         selection = self.cleaned_data.get("selection")
         dataset = self.cleaned_data.get("dataset")
         if selection is not None and dataset is not None and selection.dataset_id != dataset.pk:
-            raise forms.ValidationError("This selection belongs to another dataset.")
+            raise forms.ValidationError(
+                f"This selection belongs to the dataset {selection.dataset.name!r}, not "
+                f"{dataset.name!r}; choose one of {dataset.name!r}'s selections or none."
+            )
         return selection
 
     def endpoints(self) -> list[dict[str, Any]]:
         """The endpoints the page lists (no key, no key variable)."""
         return self.judge.endpoint_summary()
 
+    # -- validation ------------------------------------------------------------------------
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         refuse_pasted_keys(self, ["name", *self.config_fields])
         judge = self.judge.clean(self)
-        if judge is None or any(name in self.errors for name in self.config_fields):
-            return cleaned
-        values: dict[str, Any] = {name: cleaned.get(name) for name in self.config_fields}
+        defaults = dataclass_defaults(TrainConfig)
+        values: dict[str, Any] = {}
+        for name in self.config_fields:
+            if name in self.errors:  # already reported: validate the rest with the default
+                values[name] = defaults[name]
+                continue
+            value = cleaned.get(name)
+            values[name] = None if value == "" and not self.fields[name].required else value
         # A placeholder that passes validation; run_create replaces it with the run's directory.
-        values["output_dir"] = TrainConfig.__dataclass_fields__["output_dir"].default
-        for name, value in list(values.items()):
-            if value == "" and not self.fields[name].required:
-                values[name] = None
-        values["judge"] = judge
-        try:
-            cleaned["config"] = TrainConfig(**values)
-        except (ValueError, TypeError) as exc:
-            self._attach(str(exc))
-            return cleaned
-        try:
-            check_train_config(cleaned["config"])
-        except PathNotAllowed as exc:
-            del cleaned["config"]
-            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        values["output_dir"] = defaults["output_dir"]
+        values["judge"] = judge if judge is not None else JudgeSpec(endpoint="heuristic")
+        config = self._validate_all(values)
+        if config is not None and judge is not None and not self.errors:
+            try:
+                check_train_config(config)
+            except PathNotAllowed as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+            else:
+                cleaned["config"] = config
+        self._plain_errors()
         return cleaned
 
-    def _attach(self, message: str) -> None:
-        match = _ERROR_FIELD.search(message)
-        if match and match.group(1) in self.fields:
-            self.add_error(match.group(1), message)
-            return
-        self.add_error(None, message)
+    def _validate_all(self, values: dict[str, Any]) -> TrainConfig | None:
+        """Build the config; after each error, put the field it names back to its default
+        and try again, so every mistake is reported at once. None when any was found."""
+        defaults = dataclass_defaults(TrainConfig)
+        reported: set[str] = set()
+        failed = False
+        for _ in range(len(values) + 1):
+            try:
+                config = TrainConfig(**values)
+            except (ValueError, TypeError) as exc:
+                failed = True
+                message = str(exc)
+                name = self._named_field(message)
+                if name is None or name in reported:
+                    self.add_error(None, message)
+                    return None
+                reported.add(name)
+                if name not in self.errors:
+                    self.add_error(name, message)
+                values[name] = defaults[name]
+            else:
+                return None if failed else config
+        return None
+
+    def _named_field(self, message: str) -> str | None:
+        for match in _ERROR_FIELD.finditer(message):
+            if match.group(1) in self.config_fields:
+                return match.group(1)
+        return None
+
+    def _plain_errors(self) -> None:
+        for name, errors in list(self.errors.items()):
+            self.errors[name] = self.error_class(
+                [plain_message(str(message)) for message in errors],
+                error_class="nonfield" if name == NON_FIELD_ERRORS else None,
+                renderer=self.renderer,
+            )
 
 
 class DatasetUploadForm(forms.Form):

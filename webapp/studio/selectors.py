@@ -7,6 +7,8 @@ long lists are paginated by the caller. The view tests pin those counts at two d
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 from django.db.models import (
@@ -24,6 +26,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from rl_engine.models import KNOWN_MODELS
 from webapp.studio.models import (
     AuditLog,
     CurriculumState,
@@ -38,6 +41,7 @@ from webapp.studio.models import (
     SelectionEntry,
     StepMetric,
 )
+from webapp.studio.permissions import is_researcher
 
 # StepMetric.metrics keys drawn on the run page, as (key, label).
 REWARD_SERIES = (("reward_mean", "reward (total)"), ("pairwise_reward_mean", "pairwise reward"))
@@ -354,3 +358,86 @@ def sample_progression(run: Run, instruction: Instruction, *, rollouts: int = 8)
         "steps_judged": len(verdicts),
         "next_tier": max(by_tier, default=-1) + 1,
     }
+
+
+# -- the new-run form's time estimate ---------------------------------------------------------
+
+ESTIMATE_MAX_RUNS = 20
+"""How many of the latest similar finished runs the estimate reads."""
+
+
+def step_time_estimate(
+    *,
+    policy: str,
+    num_generations: int,
+    prompts_per_step: int,
+    max_completion_tokens: int,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """How long a run with these rollout sizes takes here, from what this instance measured:
+    the median ``step_seconds`` over the steps of the latest succeeded runs with the same
+    policy, group size, prompts per step and rollout length (2 queries).
+
+    Returns ``{"median_s": float | None, "runs": int, "steps": int, "total_s": float | None}``;
+    ``median_s`` is None when no such run finished yet."""
+    runs = list(
+        Run.objects.filter(
+            status=Run.Status.SUCCEEDED,
+            config__policy=policy,
+            config__num_generations=num_generations,
+            config__prompts_per_step=prompts_per_step,
+            config__max_completion_tokens=max_completion_tokens,
+        )
+        .order_by("-finished_at", "-pk")
+        .values_list("pk", flat=True)[:ESTIMATE_MAX_RUNS]
+    )
+    measured = [
+        (run_id, float(value))
+        for run_id, value in StepMetric.objects.filter(run_id__in=runs).values_list(
+            "run_id", "metrics__step_seconds"
+        )
+        if isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ]
+    seconds = sorted(value for _, value in measured)
+    if not seconds:
+        return {"median_s": None, "runs": 0, "steps": 0, "total_s": None}
+    middle = len(seconds) // 2
+    median = seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
+    return {
+        "median_s": median,
+        "runs": len({run_id for run_id, _ in measured}),
+        "steps": len(seconds),
+        "total_s": median * max_steps if max_steps else None,
+    }
+
+
+def clonable_runs(user: Any) -> QuerySet[Run]:
+    """The runs ``user`` may copy into a new run: those they may see. Every researcher sees
+    every run of the instance (the run list and run pages are not per owner), so this is the
+    run list; anyone else sees none."""
+    if not is_researcher(user):
+        return Run.objects.none()
+    return Run.objects.select_related("dataset").order_by("-created_at", "-pk")
+
+
+POLICY_SUGGESTIONS = 20
+
+
+def policy_suggestions() -> list[str]:
+    """Policies to offer in the form: the known model names, then the final models of the
+    latest finished runs whose folder this process can see (1 query)."""
+    names = list(KNOWN_MODELS)
+    runs = (
+        Run.objects.filter(status=Run.Status.SUCCEEDED)
+        .exclude(output_dir="")
+        .order_by("-finished_at", "-pk")
+        .values_list("output_dir", flat=True)[:POLICY_SUGGESTIONS]
+    )
+    for output_dir in runs:
+        final = Path(output_dir) / "final"
+        if final.is_dir():
+            names.append(str(final))
+    return names

@@ -12,7 +12,7 @@ from django.test import Client
 from rl_engine.judging import JudgeSpec
 from rl_engine.training import TrainConfig
 from tests.webapp.studio_views.factories import make_dataset, make_selection
-from webapp.studio.forms import RunForm
+from webapp.studio.forms import READ_ONLY_FIELDS, RunForm
 from webapp.studio.models import CurriculumState, Run
 
 
@@ -39,6 +39,10 @@ def test_it_renders_every_config_field_with_its_help(staff_client: Client) -> No
     for field in dataclasses.fields(TrainConfig):
         if field.name == "judge":
             assert field.metadata["help"] in page
+            continue
+        if field.name in READ_ONLY_FIELDS:  # text saying who sets it, not an input
+            assert f'name="{field.name}"' not in page, field.name
+            assert READ_ONLY_FIELDS[field.name] in page, field.name
             continue
         assert f'name="{field.name}"' in page, field.name
         assert field.metadata["help"] in page, field.name
@@ -71,7 +75,8 @@ def test_it_trains_on_a_selection_of_the_same_dataset_only(staff_client: Client)
     other = make_selection(make_dataset("other"))
     response = staff_client.post("/studio/runs/new/", form_data(dataset.pk, selection=other.pk))
     assert response.status_code == 400
-    assert "belongs to another dataset" in response.content.decode()
+    page = html_lib.unescape(response.content.decode())
+    assert "This selection belongs to the dataset 'other', not 'essays'" in page
     chosen = make_selection(dataset, chosen=2)
     staff_client.post("/studio/runs/new/", form_data(dataset.pk, selection=chosen.pk))
     assert CurriculumState.objects.filter(run__selection=chosen).count() == 2
@@ -80,8 +85,8 @@ def test_it_trains_on_a_selection_of_the_same_dataset_only(staff_client: Client)
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [
-        ({"temperature": "0"}, "temperature", "must be &gt; 0"),
-        ({"max_steps": "0"}, "max_steps", "max_steps must be an integer &gt;= 1"),
+        ({"temperature": "0"}, "temperature", "Temperature must be above 0"),
+        ({"max_steps": "0"}, "max_steps", "Max steps must be a whole number of at least 1"),
         ({"gradient_accumulation_steps": "3"}, "gradient_accumulation_steps", "must divide"),
         ({"reward_terms": "{oops"}, "reward_terms", "Not valid JSON"),
         ({"reward_terms": '{"style": 1}'}, "reward_terms", "unknown term"),

@@ -24,6 +24,8 @@ from webapp.studio.views.runs import (
     run_detail,
     run_list,
     run_new,
+    run_new_estimate,
+    run_new_selections,
     run_resume,
 )
 
@@ -43,6 +45,8 @@ __all__ = [
     "run_metrics_csv",
     "run_metrics_json",
     "run_new",
+    "run_new_estimate",
+    "run_new_selections",
     "run_resume",
     "sample_add_reference",
     "sample_detail",

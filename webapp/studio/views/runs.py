@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
@@ -17,11 +18,12 @@ from django_htmx.http import HTMX_STOP_POLLING
 from rl_engine.judging.check import JudgeCheckThresholds
 from webapp.charts import SMOOTHING_CHOICES
 from webapp.studio import selectors
-from webapp.studio.forms import RunForm
+from webapp.studio.forms import RunForm, initial_from_data, run_clone_initial
 from webapp.studio.learning_signal import learning_signal, learning_signal_charts
 from webapp.studio.models import JudgeCheck, Run
 from webapp.studio.permissions import researcher_required
 from webapp.studio.run_page import ChartSettings, checkpoint_rows, config_sections
+from webapp.studio.run_presets import PRESETS
 from webapp.studio.services.judge_check import DEFAULT_PAIRS, JudgeCheckError, judge_check_run
 from webapp.studio.services.runs import RunConfigError, run_create
 from webapp.studio.services.runs import run_cancel as run_cancel_service
@@ -59,15 +61,17 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 @researcher_required
 def run_new(request: HttpRequest) -> HttpResponse:
+    """The new-run form. POST with ``apply_preset`` or ``apply_clone`` fills the form (from a
+    preset, or from a run's config) and launches nothing; the form's other values are kept."""
+    filling = {"apply_preset", "apply_clone"} & set(request.POST)
+    if request.method == "POST" and filling:
+        return _render_new(request, *_filled(request, request.POST))
     if request.method == "POST":
         form = RunForm(request.POST)
         if form.is_valid() and "check_judge" in request.POST:
             # "Check this judge": the check only, with the form's judge and thresholds.
             check = _check_form_judge(request, form)
-            status = 200 if check is not None else 400
-            return render(
-                request, "studio/run_new.html", {"form": form, "check": check}, status=status
-            )
+            return _render_new(request, form, check=check, status=200 if check else 400)
         if form.is_valid():
             try:
                 run = run_create(
@@ -82,15 +86,128 @@ def run_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Run {run.name!r} is queued.")
                 return redirect("studio:run_detail", pk=run.pk)
+        return _render_new(request, form, status=400 if form.errors else 200)
+    return _render_new(request, *_filled(request, request.GET))
+
+
+def _filled(request: HttpRequest, data: QueryDict) -> tuple[RunForm, str]:
+    """A fresh form holding what ``data`` holds (a posted form, or ``?dataset=&selection=``),
+    with the run to copy (``clone``) or the preset (``preset``) on top; and a note saying
+    what was filled in."""
+    initial: dict[str, Any] = {}
+    note = ""
+    if request.method == "POST":
+        initial = initial_from_data(RunForm(), data)
     else:
-        initial = {}
-        if request.GET.get("dataset"):
-            initial["dataset"] = request.GET["dataset"]
-        if request.GET.get("selection"):
-            initial["selection"] = request.GET["selection"]
-        form = RunForm(initial=initial)
-    status = 400 if form.is_bound and form.errors else 200
-    return render(request, "studio/run_new.html", {"form": form}, status=status)
+        for name in ("name", "dataset", "selection"):
+            if data.get(name):
+                initial[name] = data[name]
+    clone_id = str(data.get("clone") or "")
+    if clone_id and (request.method == "GET" or "apply_clone" in data):
+        run = selectors.clonable_runs(request.user).filter(pk=_int(clone_id)).first()
+        if run is None:
+            note = f"There is no run {clone_id} to copy; nothing was filled in."
+        else:
+            initial.update(run_clone_initial(run))
+            note = (
+                f"Every setting is filled in from run {run.pk} ({run.name}); change what you "
+                "like and launch."
+            )
+    preset = PRESETS.get(str(data.get("preset") or ""))
+    if preset is not None and (request.method == "GET" or "apply_preset" in data):
+        initial.update(preset.values)
+        initial["preset"] = preset.key
+        note = f"The training settings of the preset {preset.label!r} are filled in."
+    return RunForm(initial=initial), note
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def _render_new(
+    request: HttpRequest,
+    form: RunForm,
+    note: str = "",
+    *,
+    check: JudgeCheck | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "note": note,
+        "check": check,
+        "presets": list(PRESETS.values()),
+        "chosen_preset": PRESETS.get(str(form["preset"].value() or "")),
+        "clonable": selectors.clonable_runs(request.user)[:50],
+        "policy_models": selectors.policy_suggestions(),
+        "estimate": _estimate(form),
+    }
+    return render(request, "studio/run_new.html", context, status=status)
+
+
+def _estimate(form: RunForm) -> dict[str, Any]:
+    """The run's time from this instance's measured step times, for the form's values."""
+    values = {name: form[name].value() for name in ESTIMATE_FIELDS}
+    return _estimate_for(values)
+
+
+ESTIMATE_FIELDS = (
+    "policy", "num_generations", "prompts_per_step", "max_completion_tokens", "max_steps",
+)  # fmt: skip
+
+
+def _estimate_for(values: Mapping[str, Any]) -> dict[str, Any]:
+    policy = str(values.get("policy") or "").strip()
+    sizes: dict[str, int] = {}
+    for name in ESTIMATE_FIELDS[1:]:
+        try:
+            sizes[name] = int(str(values.get(name) or ""))
+        except ValueError:
+            return {"missing": True}
+        if not 0 < sizes[name] <= 10_000_000:
+            return {"missing": True}
+    estimate = selectors.step_time_estimate(policy=policy, **sizes)
+    total = estimate["total_s"]
+    return {
+        **estimate,
+        **sizes,
+        "policy": policy,
+        "total_text": duration_text(total) if total is not None else "",
+    }
+
+
+def duration_text(seconds: float) -> str:
+    """``42`` -> "42 s", ``600`` -> "10 min", ``5400`` -> "1 h 30 min", days beyond 48 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+@researcher_required
+def run_new_estimate(request: HttpRequest) -> HttpResponse:
+    """The estimate fragment the form refreshes (htmx) when a rollout size changes."""
+    return render(
+        request,
+        "studio/run_new.html#estimate",
+        {"estimate": _estimate_for({name: request.GET.get(name) for name in ESTIMATE_FIELDS})},
+    )
+
+
+@researcher_required
+def run_new_selections(request: HttpRequest) -> HttpResponse:
+    """The selection field for the chosen dataset (htmx swaps it when the dataset changes)."""
+    form = RunForm(initial={"dataset": request.GET.get("dataset") or None, "selection": None})
+    return render(request, "studio/run_new.html#selection", {"form": form})
 
 
 def _check_form_judge(request: HttpRequest, form: RunForm) -> JudgeCheck | None:
