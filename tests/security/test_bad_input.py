@@ -138,11 +138,11 @@ def test_too_many_instructions_are_refused(tmp_path: Path, settings: Any) -> Non
 @pytest.mark.parametrize(
     ("change", "field_says"),
     [
-        ({"max_steps": 10**12}, "max_steps must be at most 10,000,000"),
+        ({"max_steps": 10**12}, "Max steps must be at most 10,000,000"),
         ({"generation_kwargs": '{"a": {"b": {"c": 1}}}'}, "generation_kwargs"),
         ({"generation_kwargs": "[" * 50_000 + "]" * 50_000}, "At most 10,000 characters"),
         ({"generation_kwargs": '{"a": ' + "9" * 5000 + "}"}, "Not valid JSON here"),
-        ({"num_generations": 10**9}, "num_generations must be at most"),
+        ({"num_generations": 10**9}, "Group size (rollouts per prompt) must be at most"),
         ({"name": "nul\x00name"}, "Null characters are not allowed"),
         ({"policy": "/etc"}, "model roots"),
         ({"judge_cache_path": "/tmp/cache.sqlite"}, "under the runs directory"),
