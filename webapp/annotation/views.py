@@ -290,6 +290,7 @@ def judge_start(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, "; ".join(exc.messages))
         else:
             messages.success(request, "The judge is queued on both orders of every item.")
+            return redirect("annotation:results", pk=campaign.pk)
     else:
         messages.error(
             request,
@@ -298,7 +299,10 @@ def judge_start(request: HttpRequest, pk: int) -> HttpResponse:
                 for name, errors in form.errors.items()
             ),
         )
-    return redirect("annotation:results", pk=campaign.pk)
+    # Refused: the results page with the reason, answered 400 (nothing was queued).
+    response = campaign_results(request, pk=campaign.pk)
+    response.status_code = 400
+    return response
 
 
 def _jsonl(rows: Any, filename: str) -> StreamingHttpResponse:

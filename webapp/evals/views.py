@@ -298,12 +298,14 @@ def ablation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     grid = get_object_or_404(AblationGrid.objects.select_related("dataset"), pk=pk)
     table = selectors.ablation_table(grid)
     cells = grid.cells.select_related("run", "eval_run").order_by("id")
+    refused = next((c.comparison["refused"] for c in cells if c.comparison.get("refused")), "")
     return render(
         request,
         "evals/ablation_detail.html",
         {
             "grid": grid,
             "cells": cells,
+            "comparison_refused": refused,
             "table": table,
             "rows": [(row, row.cell_list(table.columns)) for row in table.rows],
             "study": ablation_results(grid),

@@ -25,7 +25,7 @@ from rl_engine.training.config import TrainConfig
 from rl_engine.writers import WriterSpec
 from webapp.studio.importers import FORMATS as IMPORT_FORMATS
 from webapp.studio.models import Dataset, Run, Selection
-from webapp.studio.paths import PathNotAllowed, check_model, check_train_config
+from webapp.studio.paths import ConfigRefused, PathNotAllowed, check_model, check_train_config
 from webapp.studio.run_presets import preset_choices
 from webapp.studio.spec_forms import (
     SpecFields,
@@ -334,7 +334,7 @@ class RunForm(forms.Form):
         if config is not None and judge is not None and not self.errors:
             try:
                 check_train_config(config)
-            except PathNotAllowed as exc:
+            except ConfigRefused as exc:
                 self.add_error(exc.field if exc.field in self.fields else None, exc.message)
             else:
                 cleaned["config"] = config
@@ -521,13 +521,7 @@ class GenerateReferencesForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         refuse_pasted_keys(self)
-        spec = self.writer.clean(self)
-        if spec is not None and spec.endpoint == "local" and spec.model:
-            try:
-                check_model(spec.model, "model")
-            except PathNotAllowed as exc:
-                self.add_error("model", exc.message)
-                return cleaned
+        spec = self.writer.clean(self)  # a local model is checked against the model roots
         if spec is not None:
             cleaned["writer"] = spec.to_dict()
         return cleaned

@@ -28,6 +28,7 @@ from rl_engine.judging.endpoints import (
     default_registry,
     looks_like_secret,
 )
+from webapp.studio.paths import resolve_checked
 
 __all__ = [
     "PASTED_KEY_MESSAGE",
@@ -255,7 +256,9 @@ class SpecFields:
         values = {**self.values(form), **(extra or {})}
         try:
             spec = self.spec_cls(**values)
-            resolved = self.registry.resolve(spec)
+            # The same checked resolver the workers use: a declared endpoint, one of its
+            # models, a local model under the model roots, a cache under the runs directory.
+            resolved = resolve_checked(spec, self.prefix.rstrip("_") or "endpoint", self.registry)
         except (TypeError, ValueError) as exc:
             self._attach(form, str(exc))
             return None

@@ -18,7 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from rl_engine import judging
-from rl_engine.judging import JudgeSpec, PairRequest
+from rl_engine.judging import PairRequest
 from webapp.annotation.models import Campaign, Item, JudgeRun
 from webapp.annotation.services.campaigns import (
     campaign_build_items,
@@ -33,6 +33,7 @@ from webapp.annotation.services.job_kinds import (
     judge_run_enqueue,
 )
 from webapp.annotation.services.judge_runs import judge_outcome, judge_votes_store
+from webapp.studio.paths import check_model, checked_judge
 from webapp.studio.services.leases import Lease, LeaseLost, lease_claim
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,18 @@ def campaign_generate(campaign_id: int, *, worker: str) -> dict[str, Any]:
     try:
         with lease.heartbeat():
             campaign = Campaign.objects.get(pk=campaign_id)
-            for system, instructions in campaign_missing_outputs(campaign).items():
+            missing = campaign_missing_outputs(campaign)
+            # Every system is checked before the first output is generated: a policy edited
+            # in the database since the form checked it fails the campaign with the reason,
+            # having generated nothing.
+            for system, instructions in missing.items():
                 if not system.is_generated:
                     raise ValueError(
                         f"system {system.label!r} ({system.kind}) lacks outputs for "
                         f"{len(instructions)} instruction(s) and cannot generate them"
                     )
+                check_model(system.policy, f"system {system.label!r} policy")
+            for system, instructions in missing.items():
                 lease.check()
                 started = time.monotonic()
                 model, tokenizer = load_policy(system.policy)
@@ -122,7 +129,9 @@ def judge_run_execute(judge_run_id: int, *, worker: str) -> dict[str, Any]:
     try:
         with lease.heartbeat():
             judge_run = JudgeRun.objects.select_related("campaign").get(pk=judge_run_id)
-            judge = judging.make_judge(JudgeSpec.from_dict(judge_run.spec))
+            # Resolved by name in the registry now, a local model and a cache checked
+            # against the roots: a spec edited in the database fails the run unjudged.
+            judge = judging.make_judge(checked_judge(judge_run.spec))
             items = list(
                 Item.objects.filter(campaign=judge_run.campaign)
                 .exclude(judge_votes__judge_run=judge_run)

@@ -10,10 +10,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from rl_engine.judging import JudgeSpec
 from rl_engine.outcomes import Outcome
 from webapp.annotation.models import Campaign, JudgeRun, JudgeVote
 from webapp.annotation.services.job_kinds import judge_run_enqueue
+from webapp.studio.paths import ConfigRefused, checked_judge
 
 
 def judge_run_create(
@@ -26,10 +26,10 @@ def judge_run_create(
     worker, which resolves it again when it runs.
     """
     try:
-        judge_spec = JudgeSpec.from_dict(spec)
+        judge_spec = checked_judge(spec, "spec")  # the checked resolver the worker uses too
         resolved = judge_spec.resolve()
-    except (TypeError, ValueError) as exc:
-        raise ValidationError({"spec": str(exc)}) from exc
+    except ConfigRefused as exc:
+        raise ValidationError({"spec": exc.message}) from exc
     name = f"{judge_spec.endpoint}:{resolved.model}" if resolved.model else judge_spec.endpoint
     with transaction.atomic():
         judge_run = JudgeRun.objects.create(

@@ -26,9 +26,9 @@ from django.db import transaction
 
 from rl_engine.evaluation.winrate import pairwise_win_rate
 from rl_engine.judging import HeuristicJudge, PairRequest
-from rl_engine.judging.types import JudgeSpec
 from webapp.evals.models import AblationCell, AblationGrid, Benchmark, EvalItemResult, EvalRun
 from webapp.studio.models import Dataset, Instruction, Selection
+from webapp.studio.paths import ConfigRefused, checked_judge
 
 
 class StudyConfigError(ValueError):
@@ -154,26 +154,38 @@ def compare_with_base(
 def _judge(grid: AblationGrid) -> Any:
     from rl_engine.judging.factory import make_judge
 
-    return make_judge(JudgeSpec.from_dict(grid.eval_judge or {"kind": "heuristic"}))
+    # Resolved by name and checked against the roots now (the stored spec may be edited).
+    return make_judge(checked_judge(grid.eval_judge or {"endpoint": "heuristic"}, "eval_judge"))
 
 
 def grid_compare(grid: AblationGrid, judge: Any = None) -> int:
-    """Compare every evaluated cell not compared yet with the base policy; returns how many."""
+    """Compare every evaluated cell not compared yet with the base policy; returns how many.
+    A comparison judge the deployment refuses now compares nothing: each waiting cell records
+    the reason (``comparison["refused"]``, shown on the grid's page) and is compared once the
+    judge is fixed."""
     base = grid.base_eval_run
     if base is None:
         return 0
     base.refresh_from_db(fields=["status"])
     if base.status != EvalRun.Status.SUCCEEDED:
         return 0
-    cells = list(
-        grid.cells.select_related("eval_run").filter(eval_run__status=EvalRun.Status.SUCCEEDED)
-    )
+    cells = [
+        cell
+        for cell in grid.cells.select_related("eval_run").filter(
+            eval_run__status=EvalRun.Status.SUCCEEDED
+        )
+        if cell.comparison.get("base_eval_run") != base.pk
+    ]
+    if cells and judge is None:
+        try:
+            judge = _judge(grid)
+        except ConfigRefused as error:
+            AblationCell.objects.filter(pk__in=[cell.pk for cell in cells]).update(
+                comparison={"refused": f"the comparison judge was refused: {error}"}
+            )
+            return 0
     done = 0
     for cell in cells:
-        if cell.comparison.get("base_eval_run") == base.pk:
-            continue
-        if judge is None:
-            judge = _judge(grid)
         assert cell.eval_run is not None
         comparison = compare_with_base(cell.eval_run, base, judge)
         AblationCell.objects.filter(pk=cell.pk).update(comparison=comparison)

@@ -9,6 +9,7 @@ from typing import Any
 from rl_engine.evaluation.runner import EvalSettings
 from rl_engine.judging.endpoints import default_registry
 from rl_engine.judging.types import JudgeSpec
+from webapp.studio.paths import ConfigRefused, check_model, checked_judge
 
 
 class EvalConfigError(ValueError):
@@ -41,8 +42,23 @@ def build_judge(values: Mapping[str, Any] | JudgeSpec | None) -> JudgeSpec:
     if isinstance(values, JudgeSpec):
         return values
     try:
-        spec = JudgeSpec.from_dict(values)
-        spec.resolve()  # a declared endpoint and one of its models, checked now
-    except (TypeError, ValueError) as error:
-        raise EvalConfigError(f"judge: {error}") from error
-    return spec
+        # A declared endpoint and one of its models, a local judge under the model roots, a
+        # cache under the runs directory: checked now (by the form, and again by the worker).
+        return checked_judge(values)
+    except ConfigRefused as error:
+        raise EvalConfigError(str(error)) from None
+
+
+def check_system_model(eval_run: Any) -> str:
+    """The model an evaluation's system loads (its checkpoint's directory or its base model),
+    checked against the model roots now; EvalConfigError otherwise."""
+    if eval_run.system_kind == "checkpoint":
+        if eval_run.checkpoint is None:
+            raise EvalConfigError("checkpoint: the evaluated checkpoint is gone")
+        value, field = eval_run.checkpoint.path, "checkpoint"
+    else:
+        value, field = eval_run.base_model, "base_model"
+    try:
+        return check_model(value, field)
+    except ConfigRefused as error:
+        raise EvalConfigError(str(error)) from None

@@ -25,7 +25,12 @@ from rl_engine.evaluation.runner import (
     model_generator,
 )
 from webapp.evals.models import EvalItemResult, EvalRun
-from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
+from webapp.evals.services.config import (
+    EvalConfigError,
+    build_judge,
+    build_settings,
+    check_system_model,
+)
 from webapp.evals.services.items import eval_items
 from webapp.studio.services.leases import Lease, LeaseLost, lease_claim
 
@@ -82,10 +87,7 @@ def _system_model(eval_run: EvalRun) -> tuple[Any, Any]:
     # Loaded here: rl_engine.models imports torch, which only generating workers need.
     from rl_engine.models import load_policy
 
-    if eval_run.system_kind == EvalRun.SystemKind.CHECKPOINT:
-        assert eval_run.checkpoint is not None
-        return load_policy(eval_run.checkpoint.path)
-    return load_policy(eval_run.base_model)
+    return load_policy(check_system_model(eval_run))  # under the model roots, checked now
 
 
 def eval_run_generate(eval_run_id: int, *, worker: str = "") -> bool:
@@ -111,11 +113,17 @@ def eval_run_generate(eval_run_id: int, *, worker: str = "") -> bool:
                 EvalItemResult.objects.filter(eval_run=eval_run).values_list("item_id", flat=True)
             )
             wanted = {item.item_id for item in items}
+            todo = [item for item in items if item.item_id not in stored]
+            # Before the first write: the stored judge and model may have been edited since
+            # the form checked them; a refused run fails here with the reason, having
+            # generated nothing (its judging phase would refuse the judge anyway).
+            build_judge(eval_run.judge)
+            if any(item.response is None for item in todo):
+                check_system_model(eval_run)
             with lease.fenced():  # results of items no longer asked for go
                 EvalItemResult.objects.filter(eval_run=eval_run).exclude(
                     item_id__in=wanted
                 ).delete()
-            todo = [item for item in items if item.item_id not in stored]
             started = time.perf_counter()
             generator = tokenizer = None
             if any(item.response is None for item in todo):

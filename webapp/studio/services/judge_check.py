@@ -24,6 +24,7 @@ from rl_engine.judging.check import (
 from rl_engine.training import TrainConfig
 from webapp.studio.importers import criteria_text
 from webapp.studio.models import AuditLog, Dataset, Instruction, JudgeCheck, Reference, Run
+from webapp.studio.paths import ConfigRefused, checked_judge
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,11 @@ def parse_judge_spec(payload: Any) -> JudgeSpec:
     if not isinstance(payload, dict):
         raise JudgeCheckError(f"a judge spec is a JSON object; got {type(payload).__name__}")
     try:
-        return JudgeSpec.from_dict(payload)
-    except (TypeError, ValueError) as error:
-        raise JudgeCheckError(f"judge spec: {error}") from None
+        # A declared endpoint, one of its models, a local judge under the model roots, a
+        # cache under the runs directory (the checked resolver every job uses).
+        return checked_judge(payload)
+    except ConfigRefused as error:
+        raise JudgeCheckError(f"judge spec: {error.message}") from None
 
 
 def judge_check_run(
@@ -109,7 +112,7 @@ def judge_check_run(
         judge=_spec_label(spec),
     )
     try:
-        judge = judge if judge is not None else make_judge(spec)
+        judge = judge if judge is not None else make_judge(checked_judge(spec))
         report = check_judge(judge, pairs, thresholds=thresholds)
     except Exception as error:  # the check never crashes its caller: it fails with the reason
         log.exception("judge check of %s failed to run", row.judge)

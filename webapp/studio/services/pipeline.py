@@ -25,7 +25,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from rl_engine.judging import HeuristicScorer, JudgeSpec, OpenAIScorer, make_scorer
+from rl_engine.judging import HeuristicScorer, OpenAIScorer, make_scorer
 from rl_engine.text import required_length
 from rl_engine.writers import WriterSpec, WritingTask, make_writer
 from webapp.studio.importers import criteria_text
@@ -38,6 +38,7 @@ from webapp.studio.models import (
     Reference,
     Selection,
 )
+from webapp.studio.paths import checked_judge, checked_writer
 from webapp.studio.services.job_outcome import job_outcome
 from webapp.studio.services.leases import (
     JobKind,
@@ -67,8 +68,9 @@ def _no_fence() -> AbstractContextManager[Any]:
 
 def make_pointwise_scorer(spec: dict[str, Any] | None) -> OpenAIScorer | HeuristicScorer:
     """The heuristic (default: offline, not an LLM), or a JudgeSpec dict naming a declared
-    endpoint, resolved against the deployment's endpoints now (in the worker)."""
-    return make_scorer(JudgeSpec.from_dict(spec or {"endpoint": "heuristic"}))
+    endpoint, resolved against the deployment's endpoints now (in the worker): a spec edited
+    in the database is refused (``ConfigRefused``) before any call."""
+    return make_scorer(checked_judge(spec or {"endpoint": "heuristic"}, "scorer"))
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -227,7 +229,8 @@ def references_generate(
     With ``job_id`` each reference records the job, and a job resumed after its worker was
     lost skips the (instruction, writer) pairs it had already written (``resumed``)."""
     params = params or {}
-    specs = [w if isinstance(w, WriterSpec) else WriterSpec.from_dict(w) for w in writers]
+    # Every writer is resolved and checked before the first reference is written.
+    specs = [checked_writer(w, f"writer {n}") for n, w in enumerate(writers, 1)]
     every_instruction = _instructions(dataset, params)
     loaded = dict(models or {})
     total = max(len(specs) * len(every_instruction), 1)
@@ -375,12 +378,14 @@ def policy_responses_generate(
         )
         instructions = [i for i in every_instruction if i.pk not in answered]
     resumed = len(every_instruction) - len(instructions)
-    writer = make_writer(
+    # The policy (a local model) and the scorer are checked before the first answer.
+    spec = checked_writer(
         WriterSpec(name=policy, endpoint="local", model=policy, max_tokens=max_new_tokens,
                    temperature=temperature, seed=0),
-        **({"model": model[0], "tokenizer": model[1]} if model else {}),
+        "policy",
     )  # fmt: skip
     grader = make_pointwise_scorer(scorer)
+    writer = make_writer(spec, **({"model": model[0], "tokenizer": model[1]} if model else {}))
     made = 0
     for start in range(0, len(instructions), BATCH):
         batch = instructions[start : start + BATCH]

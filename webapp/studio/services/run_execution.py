@@ -30,7 +30,7 @@ from webapp.studio.models import (
     Run,
     StepMetric,
 )
-from webapp.studio.paths import check_train_config
+from webapp.studio.paths import ConfigRefused, check_train_config
 from webapp.studio.selectors import run_rollout_judgments
 from webapp.studio.services import run_files
 from webapp.studio.services.curriculum_store import DjangoCurriculumStore
@@ -105,11 +105,16 @@ def run_execute(
         if lease is None:
             return {"run": run_id, "claimed": False}
     run = Run.objects.get(pk=run_id)
-    config = TrainConfig.from_dict(run.config)
-    run_dir = run.output_dir or config.output_dir
+    run_dir = run.output_dir
     try:
         with lease.heartbeat():
-            # Again here: the stored config may have been edited since the web app checked it.
+            # Again here: the stored config may have been edited since the web app checked it
+            # (its judge endpoint is resolved by name now, its paths checked against the roots).
+            try:
+                config = TrainConfig.from_dict(run.config)
+            except (TypeError, ValueError) as error:
+                raise ConfigRefused("config", str(error)) from None
+            run_dir = run_dir or config.output_dir
             check_train_config(config)
             # Before the first step: a judge under the run's thresholds refuses the run.
             refused = judge_check_before_run(run=run, config=config)
@@ -142,6 +147,8 @@ def run_execute(
     except Exception as error:
         if isinstance(error, JudgeOutageError):
             detail = f"waiting for judge: {error}"  # the reason, without a traceback
+        elif isinstance(error, ConfigRefused):
+            detail = f"refused: {error}"
         else:
             detail = "".join(traceback.format_exception(error)[-6:])
         cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()

@@ -30,7 +30,7 @@ from webapp.studio.models import (
     Run,
     Selection,
 )
-from webapp.studio.paths import PathNotAllowed, check_train_config
+from webapp.studio.paths import ConfigRefused, check_train_config
 from webapp.studio.services.curriculum_store import curriculum_initialize
 from webapp.studio.services.leases import (
     JobKind,
@@ -98,7 +98,7 @@ def run_create(
     train_config = _config(config)
     try:
         check_train_config(train_config)
-    except PathNotAllowed as error:
+    except ConfigRefused as error:
         raise RunConfigError(str(error)) from None
     if selection is not None and selection.dataset_id != dataset.pk:
         raise RunConfigError(f"selection {selection.pk} belongs to another dataset")

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from rl_engine.judging.check import JudgeCheckThresholds
+from rl_engine.judging.endpoints import looks_like_secret
 from rl_engine.training import TrainConfig
 from webapp.studio.models import Dataset, JudgeCheck
 from webapp.studio.permissions import researcher_required
@@ -26,6 +27,7 @@ from webapp.studio.services.judge_check import (
     judge_check_run,
     parse_judge_spec,
 )
+from webapp.studio.spec_forms import PASTED_KEY_MESSAGE
 
 MAX_UI_PAIRS = 32
 
@@ -63,6 +65,10 @@ class JudgeCheckForm(forms.Form):
     )
 
     def clean_judge(self) -> Any:
+        if looks_like_secret(self.cleaned_data["judge"]):
+            self.data = self.data.copy()  # blanked in the form shown again: never echoed
+            self.data[self.add_prefix("judge")] = ""
+            raise forms.ValidationError(PASTED_KEY_MESSAGE)
         try:
             payload = json.loads(self.cleaned_data["judge"])
         except json.JSONDecodeError as error:
