@@ -99,6 +99,7 @@ def test_it_takes_a_researcher_from_upload_to_a_finished_run(
     # Launch a tiny run with the heuristic judge.
     page.click("text=New run on this dataset")
     page.fill("#id_name", "tiny tides")
+    page.click("#advanced > summary")  # checkpoint_every and seed sit in Advanced
     for name, value in {
         "policy": str(policy),
         "num_generations": "2",

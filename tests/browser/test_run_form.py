@@ -93,9 +93,9 @@ def test_a_researcher_fills_the_form_from_a_preset_fixes_every_error_and_picks_a
 
     # Several mistakes, one in Advanced: all shown at once, Advanced opens by itself.
     page.fill("#id_name", "")
-    page.fill("#id_temperature", "0")
     page.fill("#id_max_steps", "0")
     page.click("#advanced > summary")
+    page.fill("#id_temperature", "0")
     page.fill("#id_top_p", "2")
     page.click("text=Launch run")
     page.wait_for_selector("#error-summary")
@@ -119,7 +119,7 @@ def test_a_researcher_fills_the_form_from_a_preset_fixes_every_error_and_picks_a
     page.select_option("#id_judge_endpoint", "lab-judge")
     page.fill("#id_judge_model", "judge-m")
     page.fill("#id_judge_check_pairs", "2")
-    page.click("text=Check this judge")
+    page.click("button[name=check_judge]")
     page.wait_for_selector("#judge-check")
     check = JudgeCheck.objects.get()
     assert check.judge_spec["endpoint"] == "lab-judge", check.judge_spec

@@ -270,7 +270,7 @@ class RunForm(forms.Form):
         order = ["name", "dataset", "selection", *BASIC_FIELDS, *BASIC_JUDGE_FIELDS]
         order += [name for name in self.fields if name not in order]
         return [
-            {"id": self[name].auto_id, "label": str(self.fields[name].label), "message": error}
+            {"id": self[name].auto_id, "label": str(self[name].label), "message": error}
             for name in order
             if name in self.fields and name in self.errors
             for error in self.errors[name]

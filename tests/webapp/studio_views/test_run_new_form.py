@@ -170,6 +170,7 @@ def test_every_error_is_shown_at_once_next_to_its_field_and_linked_from_the_top(
         assert message in page[at : at + 400], (field, page[at : at + 400])
         assert f'<a href="#id_{field}">' in summary, field
         assert message in summary, field
+    assert '<a href="#id_name">Name</a>' in summary and "None" not in summary
     assert "TrainConfig." not in page and "JudgeSpec." not in page
     assert not Run.objects.exists()
 
