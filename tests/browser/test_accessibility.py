@@ -21,7 +21,7 @@ from webapp.studio.models import Run
 from webapp.studio.roles import grant_researcher
 from webapp.studio.services.interventions import curriculum_set_tier
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 AXE = Path(__file__).with_name("vendor") / "axe-core" / "axe.min.js"
 PASSWORD = "pw-axe-3390"
