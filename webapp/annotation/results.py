@@ -215,6 +215,7 @@ class JudgeAgreement:
     first_shown_rate: float | None
     # The row itself, for the page (what a queued run waits for).
     judge_run: JudgeRun | None = field(default=None, compare=False, repr=False)
+    error: str = ""  # why a failed run failed
 
 
 def judge_agreement(
@@ -272,6 +273,7 @@ def _judge_row(
         position_flip_rate=flips / valid if valid else None,
         first_shown_rate=first_shown / decisive_verdicts if decisive_verdicts else None,
         judge_run=judge_run,
+        error=judge_run.error,
     )
 
 

@@ -12,6 +12,8 @@ urlpatterns = [
     path("campaigns/<int:pk>/undo/", views.vote_undo, name="undo"),
     path("campaigns/<int:pk>/results/", views.campaign_results, name="results"),
     path("campaigns/<int:pk>/judge/", views.judge_start, name="judge"),
+    path("campaigns/<int:pk>/retry/", views.campaign_retry, name="campaign_retry"),
+    path("judge-runs/<int:pk>/retry/", views.judge_run_retry, name="judge_run_retry"),
     path("campaigns/<int:pk>/votes.jsonl", views.export_votes, name="export_votes"),
     path("campaigns/<int:pk>/votes.csv", views.export_votes_csv, name="export_votes_csv"),
     path(

@@ -23,9 +23,11 @@ from webapp.annotation.forms import (
     VoteForm,
 )
 from webapp.annotation.markup import render_markdown
-from webapp.annotation.models import Assignment, Campaign
+from webapp.annotation.models import Assignment, Campaign, JudgeRun
 from webapp.annotation.services.assignments import assignment_claim_next, assignment_renew
 from webapp.annotation.services.campaigns import campaign_create, campaign_missing_outputs
+from webapp.annotation.services.job_kinds import campaign_retry as campaign_retry_service
+from webapp.annotation.services.job_kinds import judge_run_retry as judge_run_retry_service
 from webapp.annotation.services.judge_runs import judge_run_create
 from webapp.annotation.services.votes import vote_and_claim_next, vote_undo_last
 from webapp.studio.permissions import is_researcher, researcher_required
@@ -276,6 +278,30 @@ def campaign_results(request: HttpRequest, pk: int) -> HttpResponse:
         "preference_form": PreferenceExportForm(),
     }
     return render(request, "annotation/results.html", context)
+
+
+@researcher_required
+@require_POST
+def campaign_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if campaign_retry_service(campaign=campaign, user=request.user):
+        messages.success(request, "Generation queued again; it keeps the outputs it stored.")
+    else:
+        messages.info(request, f"The campaign is {campaign.status}; only a failed one is retried.")
+    return redirect("annotation:campaign", pk=campaign.pk)
+
+
+@researcher_required
+@require_POST
+def judge_run_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    judge_run = get_object_or_404(JudgeRun, pk=pk)
+    if judge_run_retry_service(judge_run=judge_run, user=request.user):
+        messages.success(request, f"Judge run #{pk} queued again; it keeps the votes it stored.")
+    else:
+        messages.info(
+            request, f"Judge run #{pk} is {judge_run.status}; only a failed one is retried."
+        )
+    return redirect(reverse("annotation:results", args=[judge_run.campaign_id]) + "#judges")
 
 
 @researcher_required

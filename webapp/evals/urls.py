@@ -9,6 +9,7 @@ urlpatterns = [
     path("new/", views.eval_new, name="new"),
     path("<int:pk>/", views.eval_detail, name="detail"),
     path("<int:pk>/cancel/", views.eval_cancel, name="cancel"),
+    path("<int:pk>/retry/", views.eval_retry, name="retry"),
     path("<int:pk>/results.csv", views.eval_results_csv, name="results_csv"),
     path("runs/<int:run_id>/evaluate/", views.run_evaluate, name="run_evaluate"),
     path("run-evaluations/<int:pk>/", views.run_evaluation_detail, name="run_evaluation"),

@@ -36,7 +36,7 @@ from webapp.evals.services.ablations import (
     ablation_grid_create,
 )
 from webapp.evals.services.config import EvalConfigError
-from webapp.evals.services.eval_runs import eval_run_cancel, eval_run_create
+from webapp.evals.services.eval_runs import eval_run_cancel, eval_run_create, eval_run_retry
 from webapp.evals.services.long_input import BenchmarkFileError, long_input_import
 from webapp.studio.models import Run
 from webapp.studio.permissions import researcher_required
@@ -147,6 +147,21 @@ def eval_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Evaluation #{pk} cancelled.")
     else:
         messages.info(request, f"Evaluation #{pk} had already ended.")
+    return redirect("evals:detail", pk=pk)
+
+
+@researcher_required
+@require_POST
+def eval_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    eval_run = get_object_or_404(EvalRun, pk=pk)
+    if eval_run_retry(eval_run=eval_run, user=request.user):
+        messages.success(
+            request, f"Evaluation #{pk} queued again; it keeps the responses and judgments it has."
+        )
+    else:
+        messages.info(
+            request, f"Evaluation #{pk} is {eval_run.status}; only a failed one is retried."
+        )
     return redirect("evals:detail", pk=pk)
 
 

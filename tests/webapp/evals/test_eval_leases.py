@@ -178,3 +178,40 @@ def test_an_evaluation_whose_every_judgment_failed_ends_failed_not_with_a_zero(
     assert eval_run.score is None and eval_run.aggregates["errors"] == 2
     results = EvalItemResult.objects.filter(eval_run=eval_run)
     assert all(r.judged and r.score is None and "connection refused" in r.error for r in results)
+
+
+def test_a_retried_failed_evaluation_judges_its_failed_items_again_and_finishes(
+    tiny_policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rl_engine.evaluation.runner import Evaluators
+    from webapp.evals.services import jobs
+    from webapp.evals.services.eval_runs import eval_run_retry
+
+    sent: list[Any] = []
+    monkeypatch.setattr(jobs, "send", lambda name, args, **_: sent.append((str(name), *args)))
+    eval_run = evaluation(tiny_policy, count=2)
+    assert eval_run_generate(eval_run.pk, worker="gen")
+    assert not eval_run_judge(eval_run.pk, Evaluators(grader=CountingGrader(fail=True)))
+    eval_run.refresh_from_db()
+    assert eval_run.status == EvalRun.Status.FAILED and eval_run.epoch == 2
+    responses = sorted(EvalItemResult.objects.filter(eval_run=eval_run).values_list("response"))
+
+    assert eval_run_retry(eval_run=eval_run)  # its task is sent once the retry commits
+    eval_run.refresh_from_db()
+    assert (eval_run.status, eval_run.epoch, eval_run.error) == ("queued", 3, "")
+    assert len(sent) == 1 and sent[0][1] == eval_run.pk
+    assert AuditLog.objects.get(action="eval_retry").details["judged_again"] == 2
+    assert not eval_run_retry(eval_run=eval_run)  # not failed any more: left alone
+
+    # The worker that takes the retried run: nothing left to generate, both items judged again.
+    assert eval_run_generate(eval_run.pk, worker="gen-2")
+    grader = CountingGrader()
+    assert eval_run_judge(eval_run.pk, Evaluators(grader=grader), worker="judge-2")
+    eval_run.refresh_from_db()
+    assert eval_run.status == EvalRun.Status.SUCCEEDED and eval_run.epoch == 5
+    assert sorted(grader.asked) == [r for (r,) in responses]
+    assert eval_run.aggregates["errors"] == 0 and eval_run.score is not None
+    # The same responses: generation kept what it had stored.
+    assert sorted(EvalItemResult.objects.filter(eval_run=eval_run).values_list("response")) == (
+        responses
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from typing import Any
 
 from django.utils import timezone
@@ -34,6 +33,7 @@ from webapp.annotation.services.job_kinds import (
 )
 from webapp.annotation.services.judge_runs import judge_outcome, judge_votes_store
 from webapp.studio.paths import check_model, checked_judge
+from webapp.studio.services.job_outcome import error_text
 from webapp.studio.services.leases import Lease, LeaseLost, lease_claim
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def campaign_generate(campaign_id: int, *, worker: str) -> dict[str, Any]:
         log.exception("campaign %s: generation failed", campaign_id)
         lease.finish(
             Campaign.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+            error=error_text(exc),
         )
         raise
     return {"campaign": campaign_id, "generated": generated, "items": items}
@@ -168,9 +168,7 @@ def judge_run_execute(judge_run_id: int, *, worker: str) -> dict[str, Any]:
         return {"judge_run": judge_run_id, "claimed": True, "status": "lease_lost"}
     except Exception as exc:
         log.exception("judge run %s failed", judge_run_id)
-        lease.finish(
-            JudgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
+        lease.finish(JudgeRun.Status.FAILED, error=error_text(exc), finished_at=timezone.now())
         raise
     if not lease.finish(JudgeRun.Status.SUCCEEDED, error="", finished_at=timezone.now()):
         return {"judge_run": judge_run_id, "claimed": True, "status": "lease_lost"}

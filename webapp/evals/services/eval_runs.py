@@ -12,10 +12,12 @@ from django.utils import timezone
 
 from rl_engine.evaluation.runner import KINDS, EvalSettings
 from rl_engine.judging.types import JudgeSpec
-from webapp.evals.models import Benchmark, EvalRun, LongInputBenchmark
+from webapp.evals.models import Benchmark, EvalItemResult, EvalRun, LongInputBenchmark
 from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
+from webapp.evals.services.jobs import EVAL_GENERATE_KIND
 from webapp.evals.services.jobs import eval_run_enqueue as enqueue
-from webapp.studio.models import Checkpoint, Dataset, Instruction, Run
+from webapp.studio.models import AuditLog, Checkpoint, Dataset, Instruction, Run
+from webapp.studio.services.leases import lease_retry
 
 
 @transaction.atomic
@@ -130,3 +132,29 @@ def eval_run_cancel(*, eval_run: EvalRun) -> bool:
         )
         == 1
     )
+
+
+@transaction.atomic
+def eval_run_retry(*, eval_run: EvalRun, user: Any = None) -> bool:
+    """Queue a failed evaluation again (the same row, a new lease epoch). What it stored is
+    kept: generation writes only the missing responses and judging judges the responses not
+    judged yet — including those whose judgment failed, which are judged again. Audited as
+    ``eval_retry``; False when it had not failed."""
+    before = EvalRun.objects.filter(pk=eval_run.pk).values("error", "epoch").first()
+    retried = lease_retry(
+        EVAL_GENERATE_KIND, eval_run.pk, failed=(EvalRun.Status.FAILED,),
+        to=EvalRun.Status.QUEUED, error="", finished_at=None,
+    )  # fmt: skip
+    if not retried or before is None:
+        return False
+    again = EvalItemResult.objects.filter(eval_run=eval_run, judged=True, score__isnull=True)
+    judged_again = again.update(judged=False)
+    AuditLog.objects.create(
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        action="eval_retry",
+        details={
+            "eval_run": eval_run.pk, "epoch_before": before["epoch"],
+            "error_before": before["error"][-1000:], "judged_again": judged_again,
+        },
+    )  # fmt: skip
+    return True

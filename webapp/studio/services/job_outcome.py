@@ -8,10 +8,11 @@ share that worked, so "scored 0/6" cannot read as 100%.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JobOutcome", "job_outcome"]
+__all__ = ["JobOutcome", "error_text", "job_outcome"]
 
 # (result key of the items that worked, what the message calls them)
 _COUNTED = {"score_references": ("scored", "scored"), "generate_references": ("written", "written")}
@@ -41,3 +42,9 @@ def job_outcome(kind: str, result: dict[str, Any]) -> JobOutcome:
     message = f"{verb} {worked}/{total}, {failed} failed{first}"[:500]
     status = "failed" if worked == 0 else "partial"
     return JobOutcome(status, message, worked / total, error=message if worked == 0 else "")
+
+
+def error_text(error: BaseException) -> str:
+    """What a failed job shows: the exception's type and message, readable on its own (the
+    traceback goes to the worker's log)."""
+    return "".join(traceback.format_exception_only(type(error), error)).strip()[:4000]

@@ -310,6 +310,23 @@ def enqueue_on_commit(kind: JobKind, row: Any) -> None:
     transaction.on_commit(lambda: send_now(kind, row))
 
 
+def lease_retry(kind: JobKind, pk: int, *, failed: tuple[str, ...], to: str, **fields: Any) -> bool:
+    """Queue a failed row of ``kind`` again (a Retry): one conditional UPDATE moves it from a
+    ``failed`` status to ``to`` (a waiting status) with a new epoch — so anything left of an
+    earlier attempt is fenced off — no holder and not sent yet, plus ``fields``; its task is
+    sent once the transaction commits (a failed send is left to the sweep). What the job did
+    is kept: the worker that claims it resumes from there. False, changing nothing, when the
+    row is not failed (already retried, or never failed)."""
+    changed = kind.model._default_manager.filter(pk=pk, status__in=failed).update(
+        status=to, epoch=F("epoch") + 1, claimed_by="", heartbeat_at=None,
+        enqueued_at=None, requeued_at=None, **fields,
+    )  # fmt: skip
+    if changed != 1:
+        return False
+    enqueue_on_commit(kind, kind.model._default_manager.get(pk=pk))
+    return True
+
+
 # -- recovery --------------------------------------------------------------------------------
 
 

@@ -15,13 +15,13 @@ skips what *it* already stored (keyed by the job's id, never by time).
 from __future__ import annotations
 
 import logging
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,7 +39,7 @@ from webapp.studio.models import (
     Selection,
 )
 from webapp.studio.paths import checked_judge, checked_writer
-from webapp.studio.services.job_outcome import job_outcome
+from webapp.studio.services.job_outcome import error_text, job_outcome
 from webapp.studio.services.leases import (
     JobKind,
     Lease,
@@ -49,6 +49,7 @@ from webapp.studio.services.leases import (
     lease_claim,
     lease_heartbeat,
     lease_of,
+    lease_retry,
     sweep_kind,
 )
 from webapp.studio.services.selection import references_order, selection_create
@@ -185,6 +186,27 @@ def job_finish(
         return lease.finish(status, **fields)
     query = PipelineJob.objects.filter(pk=job_id, status=PipelineJob.Status.RUNNING)
     return query.update(status=status, **fields) == 1
+
+
+@transaction.atomic
+def job_retry(*, job: PipelineJob, user: Any = None) -> bool:
+    """Queue a failed job again (the same row, a new lease epoch): the worker that claims it
+    resumes from what the job stored. Audited as ``job_retry``; False when it had not failed."""
+    before = PipelineJob.objects.filter(pk=job.pk).values("error", "message", "epoch").first()
+    retried = lease_retry(
+        JOB_KIND, job.pk, failed=(PipelineJob.Status.FAILED,), to=PipelineJob.Status.QUEUED,
+        error="", message="", finished_at=None, cancel_requested=False,
+    )  # fmt: skip
+    if retried and before is not None:
+        AuditLog.objects.create(
+            actor=user if getattr(user, "is_authenticated", False) else None,
+            action="job_retry",
+            details={
+                "job": job.pk, "kind": job.kind, "epoch_before": before["epoch"],
+                "error_before": (before["error"] or before["message"])[-1000:],
+            },
+        )  # fmt: skip
+    return retried
 
 
 def job_cancel(*, job: PipelineJob) -> None:
@@ -503,7 +525,7 @@ def job_run(job_id: int, *, worker: str) -> dict[str, Any]:
         job_finish(
             job_id,
             status=PipelineJob.Status.FAILED,
-            error="".join(traceback.format_exception(error)[-6:])[-4000:],
+            error=error_text(error),
             lease=lease,
         )
         log.exception("pipeline job %s failed", job_id)

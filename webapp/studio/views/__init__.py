@@ -6,6 +6,7 @@ from webapp.studio.views.datasets import (
     dataset_upload,
     job_cancel,
     job_new,
+    job_retry,
     selection_detail,
     selection_new,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "dataset_upload",
     "job_cancel",
     "job_new",
+    "job_retry",
     "judge_check_detail",
     "judge_check_new",
     "run_cancel",

@@ -23,6 +23,7 @@ from webapp.studio.permissions import researcher_required
 from webapp.studio.services.datasets import DatasetImportError, dataset_import
 from webapp.studio.services.pipeline import job_cancel as job_cancel_service
 from webapp.studio.services.pipeline import job_create
+from webapp.studio.services.pipeline import job_retry as job_retry_service
 from webapp.studio.services.selection import SelectionError, selection_create
 from webapp.studio.views.common import paginate, query_without_page
 from webapp.studio.views.judge_checks import judge_check_form
@@ -184,6 +185,17 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if job.status in ("queued", "running"):
         job_cancel_service(job=job)
         messages.success(request, f"Cancellation of job #{job.pk} requested.")
+    return redirect(reverse("studio:dataset_detail", args=[job.dataset_id]) + "#jobs")
+
+
+@researcher_required
+@require_POST
+def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(PipelineJob, pk=pk)
+    if job_retry_service(job=job, user=request.user):
+        messages.success(request, f"Job #{job.pk} queued again; it keeps what it had done.")
+    else:
+        messages.info(request, f"Job #{job.pk} is {job.status}; only a failed job is retried.")
     return redirect(reverse("studio:dataset_detail", args=[job.dataset_id]) + "#jobs")
 
 
