@@ -6,7 +6,9 @@
 * navigation and pages: the skip link, a nav that fits 390 px, cross-links between Benchmarks
   and Human evaluation, the dataset page's search, readable criteria and expandable prompts,
   a selection's link to an instruction on another page of the dataset, a tier change whose
-  reason is required and whose audit entry says from → to, styled 404 and 403 pages.
+  reason is required and whose audit entry says from → to, styled 404 and 403 pages;
+* queue visibility: a queued run names its queue, its place, the run ahead and whether a
+  worker serves the queue.
 
 The data is written straight to the database (no worker): what is walked is the pages."""
 
@@ -202,6 +204,23 @@ def test_navigation_and_pages_for_a_researcher_and_an_annotator(
     entry = page.locator("section.card", has=page.locator("h2", has_text="Interventions"))
     text = entry.locator("tbody tr").first.inner_text()
     assert "tier 0 → 2" in text and "the judge was too lenient on it" in text
+
+    # A queued run says what it waits for: its queue, its place, the run ahead (a link) and
+    # whether a worker serves the queue (none does here).
+    first_queued = make_run(dataset, name="essays-first", steps=0, status=Run.Status.QUEUED)
+    second_queued = make_run(dataset, name="essays-second", steps=0, status=Run.Status.QUEUED)
+    page.goto(f"{base}/studio/runs/{second_queued.pk}/")
+    wait = page.locator("#progress [data-queue-wait]")
+    assert wait.get_attribute("data-queue") == "gpu"
+    assert wait.get_attribute("data-position") == "2"
+    assert wait.get_attribute("data-served") in {"no", "unknown"}
+    if wait.get_attribute("data-served") == "no":
+        assert "No worker is serving the gpu queue" in wait.inner_text()
+    ahead = wait.locator("[data-queue-ahead]")
+    assert first_queued.name in ahead.inner_text()
+    ahead.click()
+    page.wait_for_url(re.compile(rf"/studio/runs/{first_queued.pk}/$"))
+    assert page.locator("#progress [data-queue-wait]").get_attribute("data-position") == "1"
 
     # A styled 404 with the navigation.
     assert page.goto(f"{base}/studio/no-such-page/").status == 404
