@@ -400,12 +400,12 @@ def policy_responses_generate(
         )
         instructions = [i for i in every_instruction if i.pk not in answered]
     resumed = len(every_instruction) - len(instructions)
-    # The policy (a local model) and the scorer are checked before the first answer.
-    spec = checked_writer(
-        WriterSpec(name=policy, endpoint="local", model=policy, max_tokens=max_new_tokens,
-                   temperature=temperature, seed=0),
-        "policy",
-    )  # fmt: skip
+    # The policy (a local model, unless the caller passed it loaded: then ``policy`` is only
+    # its label) and the scorer are checked before the first answer.
+    spec = WriterSpec(name=policy, endpoint="local", model=policy, max_tokens=max_new_tokens,
+                      temperature=temperature, seed=0)  # fmt: skip
+    if model is None:
+        spec = checked_writer(spec, "policy")
     grader = make_pointwise_scorer(scorer)
     writer = make_writer(spec, **({"model": model[0], "tokenizer": model[1]} if model else {}))
     made = 0
