@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from rl_engine.judging._aio import BackgroundLoop
 from rl_engine.judging.endpoints import EndpointRegistry, EndpointSpec, default_registry
 from rl_engine.judging.transport import build_transport
+from rl_engine.judging.usage import Usage
 
 __all__ = [
     "LocalWriter",
@@ -84,13 +85,19 @@ class PlanSection:
 @dataclass
 class WriterOutput:
     """A writer's answer: ``text`` or, when generation failed, ``error``. ``plan_fallback``:
-    the outline could not be read, so the text was written in even sections instead."""
+    the outline could not be read, so the text was written in even sections instead.
+
+    ``calls`` counts the model calls behind the text (outline and sections), ``attempts`` the
+    requests they took (retries included), ``usage`` the tokens the endpoint reported for all
+    of them (zero for a local writer)."""
 
     text: str | None
     error: str | None = None
     plan: list[PlanSection] | None = None
     calls: int = 1
     plan_fallback: bool = False
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 1
 
 
 @dataclass(kw_only=True)
@@ -180,7 +187,16 @@ class Writer(Protocol):
     def write(self, tasks: Sequence[WritingTask]) -> list[WriterOutput]: ...
 
 
-Completion = tuple[str | None, str | None]  # (text, error)
+@dataclass
+class Completion:
+    """One model call's answer: ``text`` or the ``error``, with what it cost."""
+
+    text: str | None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 1
+
+
 CompleteBatch = Callable[[Sequence[Messages]], list[Completion]]
 
 
@@ -229,8 +245,11 @@ class _BaseWriter:
             answers = self.complete_batch(
                 [_user(self.spec.system_prompt, tasks[i].instruction) for i in direct]
             )
-            for i, (text, error) in zip(direct, answers, strict=True):
-                outputs[i] = WriterOutput(text=text, error=error)
+            for i, answer in zip(direct, answers, strict=True):
+                outputs[i] = WriterOutput(
+                    text=answer.text, error=answer.error, usage=answer.usage,
+                    attempts=answer.attempts,
+                )  # fmt: skip
         long_tasks = [i for i, plan in enumerate(planned) if plan]
         if long_tasks:
             for i, output in zip(
@@ -258,14 +277,21 @@ class _BaseWriter:
         )
         plans: list[list[PlanSection]] = []
         fallbacks: list[bool] = []
-        for task, count, (text, _) in zip(tasks, counts, plan_answers, strict=True):
+        usages = [answer.usage for answer in plan_answers]
+        attempts = [answer.attempts for answer in plan_answers]
+        for task, count, answer in zip(tasks, counts, plan_answers, strict=True):
             # An outline that cannot be read still gets written, in even parts (and says so).
-            parsed = parse_plan(text or "")
+            parsed = parse_plan(answer.text or "")
             plans.append(parsed or _even_plan(task.required_words or 0, count))
             fallbacks.append(not parsed)
         written: list[list[str]] = [[] for _ in tasks]
         errors: list[str | None] = [None] * len(tasks)
         calls = [1] * len(tasks)
+
+        def spent(t: int, answer: Completion) -> None:
+            calls[t] += 1
+            usages[t] = usages[t] + answer.usage
+            attempts[t] += answer.attempts
 
         def section_messages(t: int, s: int, previous: list[str]) -> Messages:
             plan_text = "\n".join(
@@ -290,12 +316,12 @@ class _BaseWriter:
         if spec.parallel_sections:
             jobs = [(t, s) for t in range(len(tasks)) for s in range(len(plans[t]))]
             answers = self.complete_batch([section_messages(t, s, []) for t, s in jobs])
-            for (t, _), (text, error) in zip(jobs, answers, strict=True):
-                calls[t] += 1
-                if text is None:
-                    errors[t] = errors[t] or error or "a section failed"
+            for (t, _), answer in zip(jobs, answers, strict=True):
+                spent(t, answer)
+                if answer.text is None:
+                    errors[t] = errors[t] or answer.error or "a section failed"
                 else:
-                    written[t].append(text.strip())
+                    written[t].append(answer.text.strip())
         else:
             # Section s of every task in one batch, then section s + 1 (which sees section s).
             rounds = max(len(plan) for plan in plans)
@@ -304,12 +330,12 @@ class _BaseWriter:
                 if not pending:
                     break
                 answers = self.complete_batch([section_messages(t, s, written[t]) for t in pending])
-                for t, (text, error) in zip(pending, answers, strict=True):
-                    calls[t] += 1
-                    if text is None:
-                        errors[t] = error or f"section {s + 1} failed"
+                for t, answer in zip(pending, answers, strict=True):
+                    spent(t, answer)
+                    if answer.text is None:
+                        errors[t] = answer.error or f"section {s + 1} failed"
                     else:
-                        written[t].append(text.strip())
+                        written[t].append(answer.text.strip())
         return [
             WriterOutput(
                 text=None if errors[t] else "\n\n".join(written[t]),
@@ -317,6 +343,8 @@ class _BaseWriter:
                 plan=plans[t],
                 calls=calls[t],
                 plan_fallback=fallbacks[t],
+                usage=usages[t],
+                attempts=attempts[t],
             )
             for t in range(len(tasks))
         ]
@@ -340,7 +368,12 @@ class OpenAIWriter(_BaseWriter):
         async def run() -> list[Completion]:
             results = await asyncio.gather(*(self.transport.complete(m) for m in conversations))
             return [
-                (r.content, None) if r.content is not None else (None, r.error or "no answer")
+                Completion(
+                    r.content,
+                    None if r.content is not None else r.error or "no answer",
+                    r.usage,
+                    r.attempts,
+                )
                 for r in results
             ]
 
@@ -382,9 +415,10 @@ class LocalWriter(_BaseWriter):
                 seed=self.spec.seed,
             )
         except (RuntimeError, ValueError) as error:
-            return [(None, f"local generation failed: {error}")] * len(prompts)
+            return [Completion(None, f"local generation failed: {error}") for _ in prompts]
         return [
-            (text.strip(), None) if text.strip() else (None, "empty generation") for text in texts
+            Completion(text.strip()) if text.strip() else Completion(None, "empty generation")
+            for text in texts
         ]
 
 

@@ -13,6 +13,7 @@ from rl_engine.evaluation.grading import RubricGrader, RubricRequest
 from rl_engine.evaluation.longinput import EXTRACTIONS, LongInputItem
 from rl_engine.judging.scorer import PointwiseScorer
 from rl_engine.judging.types import Judge
+from rl_engine.judging.usage import Usage
 
 KINDS = ("writingbench", "longbench_write", "creative", "longbench_v2", "pairwise")
 
@@ -124,6 +125,9 @@ class ItemResult:
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     judge_latency_s: float = 0.0
+    # What judging it cost: requests (re-asks and retries included) and reported tokens.
+    judge_attempts: int = 0
+    judge_usage: Usage = field(default_factory=Usage)
 
 
 @dataclass

@@ -60,6 +60,7 @@ class GraderScorer:
             attempts=grade.attempts,
             latency_s=grade.latency_s or time.perf_counter() - started,
             error=grade.error,
+            usage=grade.usage,
         )
 
     async def score_many(self, requests: Sequence[ScoreRequest]) -> list[Score]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from rl_engine.evaluation.metrics import QUALITY_DIMENSIONS
+from rl_engine.judging.usage import Usage
 from rl_engine.text import count_words, repetition_rate
 
 __all__ = [
@@ -115,6 +116,7 @@ class RubricScore:
     latency_s: float = 0.0
     error: str | None = None
     grader: str = ""
+    usage: Usage = field(default_factory=Usage)
 
 
 @runtime_checkable
@@ -306,15 +308,17 @@ class EndpointGrader:
         messages = render_messages(request)
         started = time.perf_counter()
         attempts = 0
+        usage = Usage()
         answers: list[str] = []
         error = "no answer"
         for _ in range(self.max_reasks + 1):
             result = await self.transport.complete(messages)
             attempts += result.attempts
+            usage = usage + result.usage
             if result.content is None:
                 return RubricScore(
                     None, "", answers, attempts, time.perf_counter() - started,
-                    error=f"judge call failed: {result.error}", grader=self.name,
+                    error=f"judge call failed: {result.error}", grader=self.name, usage=usage,
                 )  # fmt: skip
             answers.append(result.content)
             try:
@@ -333,11 +337,11 @@ class EndpointGrader:
                 continue
             return RubricScore(
                 values, reason, answers, attempts, time.perf_counter() - started,
-                grader=self.name,
+                grader=self.name, usage=usage,
             )  # fmt: skip
         return RubricScore(
             None, "", answers, attempts, time.perf_counter() - started, error=error,
-            grader=self.name,
+            grader=self.name, usage=usage,
         )  # fmt: skip
 
 

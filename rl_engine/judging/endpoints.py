@@ -51,6 +51,11 @@ ENDPOINT_KINDS = ("openai", "local", "heuristic")
 EndpointKind = Literal["openai", "local", "heuristic"]
 STRUCTURED_OUTPUTS = ("none", "grammar", "guided_choice", "json_schema")
 BUILTIN_ENDPOINTS = ("heuristic", "local")
+PRICE_FIELDS = (
+    "price_per_1k_tokens",
+    "price_per_million_prompt_tokens",
+    "price_per_million_completion_tokens",
+)
 CUSTOM_ENDPOINT = "custom"
 """The keyless endpoint whose base URL the spec gives; exists only when custom hosts are set."""
 COMPAT_ENDPOINT = "judge"
@@ -196,6 +201,8 @@ class Endpoint:
     models: tuple[str, ...] = ()
     api_key_env: str = ""
     price_per_1k_tokens: float | None = None
+    price_per_million_prompt_tokens: float | None = None
+    price_per_million_completion_tokens: float | None = None
     structured_output: str = "none"
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -225,10 +232,22 @@ class Endpoint:
             raise ValueError(
                 f"{where}: structured_output must be one of {', '.join(STRUCTURED_OUTPUTS)}"
             )
-        if self.price_per_1k_tokens is not None and not (
-            math.isfinite(self.price_per_1k_tokens) and self.price_per_1k_tokens >= 0
+        for name in PRICE_FIELDS:
+            price = getattr(self, name)
+            if price is not None and (
+                isinstance(price, bool)
+                or not isinstance(price, int | float)
+                or not (math.isfinite(price) and price >= 0)
+            ):
+                raise ValueError(f"{where}: {name} must be a non-negative number")
+        if self.price_per_1k_tokens is not None and (
+            self.price_per_million_prompt_tokens is not None
+            or self.price_per_million_completion_tokens is not None
         ):
-            raise ValueError(f"{where}: price_per_1k_tokens must be a non-negative number")
+            raise ValueError(
+                f"{where}: give either price_per_1k_tokens (one price for every token) or "
+                "price_per_million_prompt_tokens/price_per_million_completion_tokens, not both"
+            )
         if not isinstance(self.extra_body, Mapping):
             raise ValueError(f"{where}: extra_body must be an object")
         if any(not isinstance(m, str) or not m for m in self.models):
@@ -238,6 +257,42 @@ class Endpoint:
     def default_model(self) -> str:
         return self.models[0] if self.models else ""
 
+    @property
+    def priced(self) -> bool:
+        return any(getattr(self, name) is not None for name in PRICE_FIELDS)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What ``prompt_tokens`` + ``completion_tokens`` cost at the declared price (in the
+        deployment's currency), or None when the endpoint declares no price. With only one of
+        the per-million prices, the other kind of token is free.
+
+        >>> Endpoint("x", base_url="http://h", price_per_million_prompt_tokens=0.5,
+        ...          price_per_million_completion_tokens=2.0).cost(1_000_000, 500_000)
+        1.5
+        >>> Endpoint("x", base_url="http://h", price_per_1k_tokens=0.002).cost(600, 400)
+        0.002
+        >>> Endpoint("x", base_url="http://h").cost(10, 10) is None
+        True
+        """
+        if not self.priced:
+            return None
+        if self.price_per_1k_tokens is not None:
+            return (prompt_tokens + completion_tokens) * self.price_per_1k_tokens / 1_000
+        prompt = (self.price_per_million_prompt_tokens or 0.0) * prompt_tokens
+        completion = (self.price_per_million_completion_tokens or 0.0) * completion_tokens
+        return (prompt + completion) / 1_000_000
+
+    def price_label(self) -> str:
+        """The declared price in words ("" without one)."""
+        if self.price_per_1k_tokens is not None:
+            return f"{self.price_per_1k_tokens:g}/1k tokens"
+        parts = []
+        if self.price_per_million_prompt_tokens is not None:
+            parts.append(f"{self.price_per_million_prompt_tokens:g}/M prompt tokens")
+        if self.price_per_million_completion_tokens is not None:
+            parts.append(f"{self.price_per_million_completion_tokens:g}/M completion tokens")
+        return ", ".join(parts)
+
     def public(self) -> dict[str, Any]:
         """What a researcher may see: no key variable, no key."""
         return {
@@ -246,6 +301,9 @@ class Endpoint:
             "base_url": self.base_url,
             "models": list(self.models),
             "price_per_1k_tokens": self.price_per_1k_tokens,
+            "price_per_million_prompt_tokens": self.price_per_million_prompt_tokens,
+            "price_per_million_completion_tokens": self.price_per_million_completion_tokens,
+            "price": self.price_label(),
             "structured_output": self.structured_output,
             "description": self.description,
             "has_key": bool(self.api_key_env),
@@ -409,9 +467,11 @@ class EndpointRegistry:
             extra_body={**endpoint.extra_body, **spec.extra_body},
         )
 
-    def price(self, name: str) -> float | None:
+    def cost(self, name: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What the tokens cost at endpoint ``name``'s declared price; None when the endpoint
+        is unknown (no longer declared) or declares no price."""
         endpoint = self.endpoints.get(name)
-        return endpoint.price_per_1k_tokens if endpoint else None
+        return endpoint.cost(prompt_tokens, completion_tokens) if endpoint else None
 
 
 def parse_endpoints(value: str, *, source: str = ENDPOINTS_ENV) -> dict[str, Any]:

@@ -261,6 +261,12 @@ class JudgeRun(WorkerLease):
     def __str__(self) -> str:
         return f"{self.judge_name} on campaign {self.campaign_id} ({self.status})"
 
+    @property
+    def judge_endpoint(self) -> str:
+        """The judge's endpoint name (``kind`` for a spec stored before the registry)."""
+        spec = self.spec if isinstance(self.spec, dict) else {}
+        return str(spec.get("endpoint") or spec.get("kind") or "heuristic")
+
 
 class JudgeVote(models.Model):
     """One judge verdict on one item in one order (``ab``: system A's text shown first)."""
@@ -283,6 +289,10 @@ class JudgeVote(models.Model):
     rationale = models.TextField(blank=True)
     error = models.TextField(blank=True)
     latency_s = models.FloatField(null=True, blank=True)
+    # What the call cost: requests (re-asks and retries included) and reported tokens.
+    attempts = models.PositiveIntegerField(default=1)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,6 +30,7 @@ from rl_engine.evaluation.winrate import combine_orders
 from rl_engine.outcomes import Outcome
 from webapp.annotation.models import Campaign, JudgeRun, JudgeVote, System, Vote
 from webapp.annotation.quality import Quality, annotator_quality, campaign_votes
+from webapp.studio.token_usage import TokenTotals, totals_sum
 
 COUNTED = (Vote.Outcome.A, Vote.Outcome.B, Vote.Outcome.TIE, Vote.Outcome.BOTH_BAD)
 
@@ -216,6 +217,7 @@ class JudgeAgreement:
     # The row itself, for the page (what a queued run waits for).
     judge_run: JudgeRun | None = field(default=None, compare=False, repr=False)
     error: str = ""  # why a failed run failed
+    tokens: TokenTotals = field(default_factory=TokenTotals)
 
 
 def judge_agreement(
@@ -236,8 +238,12 @@ def _judge_row(
 ) -> JudgeAgreement:
     valid = invalid = flips = agree = compared = agree_decisive = decisive = 0
     first_shown = decisive_verdicts = 0
+    prompt = completion = attempts = 0
     for orders in by_item.values():
         for judge_vote in orders.values():
+            prompt += judge_vote.prompt_tokens
+            completion += judge_vote.completion_tokens
+            attempts += judge_vote.attempts
             # Whichever text was shown first "wins" with the letter A.
             shown_first = Outcome.from_verdict(judge_vote.verdict, "first")
             if shown_first in (Outcome.WIN, Outcome.LOSS):
@@ -274,6 +280,13 @@ def _judge_row(
         first_shown_rate=first_shown / decisive_verdicts if decisive_verdicts else None,
         judge_run=judge_run,
         error=judge_run.error,
+        tokens=TokenTotals.of(
+            judge_run.judge_endpoint,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            attempts=attempts,
+            calls=sum(len(orders) for orders in by_item.values()),
+        ),
     )
 
 
@@ -286,6 +299,11 @@ class CampaignResults:
     agreement: Agreement
     judges: list[JudgeAgreement]
     quality: Quality
+
+    @property
+    def judge_tokens(self) -> TokenTotals:
+        """What every judge run of the campaign cost together."""
+        return totals_sum(judge.tokens for judge in self.judges)
 
 
 def campaign_results(campaign: Campaign, *, bootstrap: int = 200, seed: int = 0) -> CampaignResults:

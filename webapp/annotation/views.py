@@ -273,6 +273,7 @@ def campaign_results(request: HttpRequest, pk: int) -> HttpResponse:
         "ratings": found.ratings,
         "agreement": found.agreement,
         "judges": found.judges,
+        "judge_tokens": found.judge_tokens,
         "judge_form": JudgeRunForm(),
         "quality": found.quality,
         "preference_form": PreferenceExportForm(),

@@ -247,6 +247,10 @@ class EvalItemResult(models.Model):
     details = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     judge_latency_s = models.FloatField(null=True, blank=True)
+    # What judging it cost: requests (re-asks and retries included) and reported tokens.
+    judge_attempts = models.PositiveIntegerField(default=0)
+    judge_prompt_tokens = models.PositiveIntegerField(default=0)
+    judge_completion_tokens = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["eval_run_id", "id"]

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from rl_engine.evaluation.stats import bootstrap_ratio
 from webapp.charts import Series
 from webapp.evals.models import AblationGrid, Benchmark, EvalItemResult, EvalRun
+from webapp.studio.token_usage import TokenTotals, totals_sum
 
 # The comparison table's columns: (key, label, benchmark, aggregate key, scale).
 COLUMNS: tuple[tuple[str, str, str, str, float], ...] = (
@@ -38,6 +39,28 @@ def eval_run_list(*, benchmark: str = "", status: str = "") -> QuerySet[EvalRun]
 
 def eval_results(eval_run: EvalRun) -> QuerySet[EvalItemResult]:
     return EvalItemResult.objects.filter(eval_run=eval_run).order_by("id")
+
+
+def eval_token_totals(eval_run: EvalRun) -> TokenTotals:
+    """What judging the evaluation's responses cost (1 query), at the judge endpoint's
+    declared price."""
+    spent = EvalItemResult.objects.filter(eval_run=eval_run).aggregate(
+        prompt=Sum("judge_prompt_tokens"),
+        completion=Sum("judge_completion_tokens"),
+        attempts=Sum("judge_attempts"),
+    )
+    return TokenTotals.of(
+        eval_run.judge_endpoint,
+        prompt_tokens=spent["prompt"],
+        completion_tokens=spent["completion"],
+        attempts=spent["attempts"],
+    )
+
+
+def evaluations_token_totals(eval_runs: Iterable[EvalRun]) -> TokenTotals:
+    """The totals of several evaluations (a run evaluation's members), each at its judge's
+    price."""
+    return totals_sum(eval_token_totals(eval_run) for eval_run in eval_runs)
 
 
 def eval_runs_by_ids(ids: Iterable[int]) -> list[EvalRun]:

@@ -125,7 +125,10 @@ def eval_detail(request: HttpRequest, pk: int) -> HttpResponse:
         EvalRun.objects.select_related("checkpoint", "dataset", "long_input", "training_run"),
         pk=pk,
     )
-    context: dict[str, Any] = {"eval_run": eval_run}
+    context: dict[str, Any] = {
+        "eval_run": eval_run,
+        "tokens": selectors.eval_token_totals(eval_run),
+    }
     if request.htmx:
         response = render(request, "evals/detail.html#progress", context)
         if not eval_run.is_active:
@@ -407,6 +410,7 @@ def run_evaluation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "eval_runs": eval_runs,
         "active": active,
         "done": done,
+        "tokens": selectors.evaluations_token_totals(eval_runs),
         "progress": (
             sum(r.progress if r.is_active else 1.0 for r in eval_runs) / len(eval_runs)
             if eval_runs else 0.0

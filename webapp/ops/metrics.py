@@ -16,6 +16,14 @@ Gauges computed at scrape time from the database and the broker:
 * ``writing_rl_run_judge_tokens{run,kind}``, ``writing_rl_run_judge_tokens_per_step{run}`` —
   each running run's judge tokens so far and per judged step;
   ``writing_rl_run_waiting_for_judge{run}`` — 1 while a run holds a step for its judge;
+* ``writing_rl_run_judge_cost{run}`` — each running run's judge cost so far at its judge
+  endpoint's declared price (only runs whose endpoint declares one);
+* ``writing_rl_tokens{source,kind}`` — every token the endpoints reported so far, by
+  ``source`` (``run_judge``: training runs' judgments, ``pipeline``: pipeline jobs' writers and
+  graders, ``evaluation``: benchmark judging, ``campaign_judge``: LLM judges of human
+  evaluation campaigns) and ``kind`` (prompt, completion); ``writing_rl_requests{source}`` the
+  requests behind them; ``writing_rl_cost{source}`` what they cost at the declared prices (the
+  priced endpoints' part only; absent when none is priced). Computed at most once a minute;
 * ``writing_rl_run_steps_per_second{run}`` — optimizer steps per second of each running run,
   from its step records in the window;
 * ``writing_rl_scrape_error{source}`` — 1 when a source could not be read (the rest is still
@@ -34,10 +42,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, Q, Sum
+from django.core.cache import cache
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from webapp.studio.models import Judgment, PipelineJob, Run, StepMetric
+from webapp.studio.token_usage import TokenTotals, totals_sum, usage_totals
 from workers.queues import QueueName
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -225,6 +235,14 @@ def running_run_judging() -> list[Family]:
         "writing_rl_run_waiting_for_judge",
         "1 while a running run holds a step because its judge gives no verdicts.",
     )
+    cost = Family(
+        "writing_rl_run_judge_cost",
+        "Judge cost of each running run so far, at its judge endpoint's declared price.",
+    )
+    endpoints = dict(
+        (run.pk, run.judge_endpoint)
+        for run in Run.objects.filter(pk__in=[pk for pk, _ in running]).only("id", "config")
+    )
     for run_id, judge_wait in running:
         row = totals.get(run_id, {})
         prompt, completion = row.get("prompt") or 0, row.get("completion") or 0
@@ -233,7 +251,91 @@ def running_run_judging() -> list[Family]:
         steps = row.get("steps") or 0
         per_step.add((prompt + completion) / steps if steps else 0.0, run=str(run_id))
         waiting.add(1 if judge_wait else 0, run=str(run_id))
-    return [tokens, per_step, waiting]
+        spent = TokenTotals.of(
+            endpoints.get(run_id, ""), prompt_tokens=prompt, completion_tokens=completion
+        )
+        if spent.cost is not None:
+            cost.add(spent.cost, run=str(run_id))
+    return [tokens, per_step, waiting, cost]
+
+
+TOKEN_TOTALS_CACHE_S = 60
+
+
+def token_totals_by_source() -> dict[str, TokenTotals]:
+    """Every token reported so far, by source, each part at its endpoint's declared price
+    (4 grouped queries and a scan of the pipeline jobs' tallies)."""
+    from webapp.annotation.models import JudgeRun, JudgeVote
+    from webapp.evals.models import EvalItemResult, EvalRun
+
+    def grouped(rows: Iterable[dict[str, object]], endpoint_of: dict[int, str]) -> TokenTotals:
+        return totals_sum(
+            TokenTotals.of(
+                endpoint_of.get(int(row["owner"]), ""),  # type: ignore[call-overload]
+                prompt_tokens=row["prompt"],  # type: ignore[arg-type]
+                completion_tokens=row["completion"],  # type: ignore[arg-type]
+                attempts=row["attempts"],  # type: ignore[arg-type]
+            )
+            for row in rows
+        )
+
+    sums = {"prompt": Sum("prompt_tokens"), "completion": Sum("completion_tokens"),
+            "attempts": Sum("attempts")}  # fmt: skip
+    run_rows = list(Judgment.objects.values(owner=F("run_id")).annotate(**sums))
+    runs = {
+        run.pk: run.judge_endpoint
+        for run in Run.objects.filter(pk__in=[r["owner"] for r in run_rows]).only("id", "config")
+    }
+    eval_rows = list(
+        EvalItemResult.objects.values(owner=F("eval_run_id")).annotate(
+            prompt=Sum("judge_prompt_tokens"),
+            completion=Sum("judge_completion_tokens"),
+            attempts=Sum("judge_attempts"),
+        )
+    )
+    evals = {
+        e.pk: e.judge_endpoint
+        for e in EvalRun.objects.filter(pk__in=[r["owner"] for r in eval_rows]).only("id", "judge")
+    }
+    vote_rows = list(JudgeVote.objects.values(owner=F("judge_run_id")).annotate(**sums))
+    judges = {
+        j.pk: j.judge_endpoint
+        for j in JudgeRun.objects.filter(pk__in=[r["owner"] for r in vote_rows]).only("id", "spec")
+    }
+    pipeline = totals_sum(
+        usage_totals(usage)
+        for usage in PipelineJob.objects.exclude(usage={}).values_list("usage", flat=True)
+    )
+    return {
+        "run_judge": grouped(run_rows, runs),
+        "pipeline": pipeline,
+        "evaluation": grouped(eval_rows, evals),
+        "campaign_judge": grouped(vote_rows, judges),
+    }
+
+
+def token_families() -> list[Family]:
+    totals: dict[str, TokenTotals] | None = cache.get("writing_rl:metrics:token-totals")
+    if totals is None:
+        totals = token_totals_by_source()
+        cache.set("writing_rl:metrics:token-totals", totals, TOKEN_TOTALS_CACHE_S)
+    tokens = Family(
+        "writing_rl_tokens", "Tokens the model endpoints reported so far, by source and kind."
+    )
+    requests = Family(
+        "writing_rl_requests", "Requests (retries and re-asks included) behind those tokens."
+    )
+    cost = Family(
+        "writing_rl_cost",
+        "What those tokens cost at the endpoints' declared prices (priced endpoints only).",
+    )
+    for source, spent in totals.items():
+        tokens.add(spent.prompt_tokens, source=source, kind="prompt")
+        tokens.add(spent.completion_tokens, source=source, kind="completion")
+        requests.add(spent.attempts, source=source)
+        if spent.cost is not None:
+            cost.add(spent.cost, source=source)
+    return [tokens, requests, cost]
 
 
 def steps_per_second(window_s: int) -> Family:
@@ -266,6 +368,7 @@ def collect() -> list[Family]:
         ("queues", _queue_family),
         ("judgments", lambda: [*judge_families(window), *running_run_judging()]),
         ("steps", lambda: [steps_per_second(window)]),
+        ("tokens", token_families),
     ):
         try:
             families.extend(build())

@@ -8,6 +8,7 @@ quality and are what the dynamic reference scheduler climbs.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -84,6 +85,15 @@ class Reference(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     metadata = models.JSONField(default=dict, blank=True)
+    # What writing it cost (a generated reference; 0 when imported, added by hand or written
+    # by a local model): requests sent (retries included) and the tokens the endpoint reported.
+    attempts = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    # What its latest pointwise grade cost (0 until graded by an endpoint).
+    grade_attempts = models.PositiveIntegerField(default=0)
+    grade_prompt_tokens = models.PositiveIntegerField(default=0)
+    grade_completion_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -113,6 +123,10 @@ class PolicyResponse(models.Model):
     job = models.ForeignKey(
         "PipelineJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What its pointwise grade cost: requests (retries included) and reported tokens.
+    grade_attempts = models.PositiveIntegerField(default=0)
+    grade_prompt_tokens = models.PositiveIntegerField(default=0)
+    grade_completion_tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -249,6 +263,14 @@ class Run(WorkerLease):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+    @property
+    def judge_endpoint(self) -> str:
+        """The judge's endpoint name (``kind`` for a config stored before the registry)."""
+        judge = (self.config or {}).get("judge") or {}
+        if not isinstance(judge, dict):
+            return ""
+        return str(judge.get("endpoint") or judge.get("kind") or "heuristic")
 
     @property
     def is_active(self) -> bool:
@@ -458,6 +480,12 @@ class PipelineJob(WorkerLease):
     progress = models.FloatField(default=0.0, help_text="0..1")
     message = models.CharField(max_length=500, blank=True)
     result = models.JSONField(default=dict, blank=True)
+    usage = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the job's model calls cost, per endpoint: {endpoint: {calls, attempts, "
+        "prompt_tokens, completion_tokens}} — failed calls included, added batch by batch.",
+    )
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     task_id = models.CharField(max_length=100, blank=True)
@@ -473,6 +501,13 @@ class PipelineJob(WorkerLease):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.dataset_id} ({self.status})"
+
+    @property
+    def token_totals(self) -> Any:
+        """What the job's model calls cost (:class:`~webapp.studio.token_usage.TokenTotals`)."""
+        from webapp.studio.token_usage import job_usage_totals
+
+        return job_usage_totals(self)
 
 
 class JudgeCheck(models.Model):

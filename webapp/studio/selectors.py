@@ -42,6 +42,7 @@ from webapp.studio.models import (
     StepMetric,
 )
 from webapp.studio.permissions import is_researcher
+from webapp.studio.token_usage import endpoint_cost
 
 # StepMetric.metrics keys drawn on the run page, as (key, label).
 REWARD_SERIES = (("reward_mean", "reward (total)"), ("pairwise_reward_mean", "pairwise reward"))
@@ -210,6 +211,7 @@ def run_judging_summary(run: Run) -> dict[str, Any]:
         .values_list("step", "metrics__win_rate", "metrics__invalid_rate")
         .first()
     )
+    cost = endpoint_cost(run.judge_endpoint, prompt, completion)
     return {
         "calls": calls,
         "attempts": totals["attempts"] or 0,
@@ -218,6 +220,9 @@ def run_judging_summary(run: Run) -> dict[str, Any]:
         "completion_tokens": completion,
         "tokens": prompt + completion,
         "tokens_per_step": (prompt + completion) / steps if steps else None,
+        # At the judge endpoint's declared price; None when it declares none.
+        "cost": cost,
+        "cost_per_step": cost / steps if cost is not None and steps else None,
         "last_step": last[0] if last else None,
         "last_win_rate": last[1] if last else None,
         "last_invalid_rate": last[2] if last else None,

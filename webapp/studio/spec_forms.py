@@ -214,11 +214,7 @@ class SpecFields:
         if endpoint.kind == "local":
             return f"{name} (a local model)"
         models = f": {', '.join(endpoint.models)}" if endpoint.models else ""
-        price = (
-            f", {endpoint.price_per_1k_tokens:g}/1k tokens"
-            if endpoint.price_per_1k_tokens is not None
-            else ""
-        )
+        price = f", {endpoint.price_label()}" if endpoint.priced else ""
         return f"{name} ({endpoint.kind}{models}{price})"
 
     def _model_help(self, text: str) -> str:

@@ -68,6 +68,8 @@ async def judge_items(
                          "reason": grade.reason},
                 error=failed,
                 judge_latency_s=grade.latency_s,
+                judge_attempts=grade.attempts,
+                judge_usage=grade.usage,
             )
         )  # fmt: skip
     return results

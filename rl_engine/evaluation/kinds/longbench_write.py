@@ -58,6 +58,8 @@ async def judge_items(
                 },
                 error="; ".join(errors) or None,
                 judge_latency_s=grade.latency_s,
+                judge_attempts=grade.attempts,
+                judge_usage=grade.usage,
             )
         )  # fmt: skip
     return results

@@ -64,6 +64,8 @@ async def judge_items(
                 error=("judgment invalid: " + "; ".join(str(e) for e in errors or ["no verdict"]))
                 if not outcome.valid else None,
                 judge_latency_s=first.latency_s + second.latency_s,
+                judge_attempts=first.attempts + second.attempts,
+                judge_usage=first.usage + second.usage,
             )
         )  # fmt: skip
     return results

@@ -20,6 +20,7 @@ from rl_engine.evaluation.core import (
 )
 from rl_engine.evaluation.metrics import writingbench_summary
 from rl_engine.judging.types import Score
+from rl_engine.judging.usage import Usage
 from rl_engine.text import count_words
 
 
@@ -82,6 +83,8 @@ async def judge_items(
                 },
                 error=error,
                 judge_latency_s=sum(g.latency_s for _c, g in graded),
+                judge_attempts=sum(g.attempts for _c, g in graded),
+                judge_usage=sum((g.usage for _c, g in graded), Usage()),
             )
         )  # fmt: skip
     return results

@@ -71,6 +71,9 @@ def test_it_reads_endpoints_from_a_toml_or_json_file(tmp_path: Path) -> None:
         ({**LAB, "name": "Lab Judge"}, "use lower-case letters"),
         ({**LAB, "name": "heuristic"}, "declared twice (or is built in)"),
         ({**LAB, "extra_body": {"api_key": "sk-abcdefghijklmnop"}}, "may not hold a key"),
+        ({**LAB, "price_per_million_prompt_tokens": -1}, "must be a non-negative number"),
+        ({**LAB, "price_per_million_completion_tokens": "cheap"}, "must be a non-negative"),
+        ({**LAB, "price_per_million_prompt_tokens": 1.0}, "give either price_per_1k_tokens"),
     ],
 )
 def test_a_bad_declaration_is_refused_naming_the_entry(entry: dict, message: str) -> None:
@@ -290,6 +293,40 @@ def test_an_unreadable_outline_is_written_in_even_sections_and_flagged() -> None
         [output] = writer.write([WritingTask("A story.", required_words=100)])
     assert output.plan_fallback is True
     assert [p.words for p in output.plan or []] == [50, 50]
+
+
+def test_a_price_per_million_prompt_and_completion_tokens_gives_the_cost() -> None:
+    priced = {**LAB, "price_per_1k_tokens": None, "price_per_million_prompt_tokens": 0.4,
+              "price_per_million_completion_tokens": 1.6}  # fmt: skip
+    registry = registry_from_env({"WRITING_RL_ENDPOINTS": json.dumps([priced])})
+    assert registry.cost("lab-vllm", 2_000_000, 500_000) == pytest.approx(0.8 + 0.8)
+    assert registry.cost("heuristic", 10, 10) is None  # no price declared
+    assert registry.cost("gone", 10, 10) is None  # no longer declared
+    public = registry.get("lab-vllm").public()
+    assert public["price"] == "0.4/M prompt tokens, 1.6/M completion tokens"
+    flat = registry_from_env({"WRITING_RL_ENDPOINTS": json.dumps([LAB])})
+    assert flat.cost("lab-vllm", 600, 400) == pytest.approx(0.002)
+
+
+def test_a_writer_counts_the_tokens_and_requests_of_every_call() -> None:
+    def policy(call: ChatCall) -> str:
+        if "break down" in call.user:
+            return "Section 1 - Main point: a - Word count: 60 words\n" * 2
+        return "one two three"
+
+    with FakeOpenAIServer(latency_s=0.0, policy=policy) as server:
+        spec = WriterSpec(name="w", endpoint="lab", model="m", plan_then_write=True,
+                          plan_min_words=100, section_words=50)  # fmt: skip
+        writer = make_writer(spec, registry=registry_for(server.base_url, name="lab"))
+        long, short = writer.write(
+            [WritingTask("A story.", required_words=120), WritingTask("A poem.")]
+        )
+        requests = server.stats().requests
+    assert (long.calls, long.attempts) == (3, 3)  # the outline and two sections
+    assert short.attempts == 1 and short.usage.completion_tokens == 3
+    assert long.usage.completion_tokens == 22 + 2 * 3  # the outline's 22 words, 2 sections
+    assert long.usage.prompt_tokens > 3 * 20
+    assert long.attempts + short.attempts == requests
 
 
 def test_a_judge_on_the_heuristic_endpoint_needs_no_configuration() -> None:

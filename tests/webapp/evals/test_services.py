@@ -13,6 +13,7 @@ from rl_engine.judging import HeuristicJudge, OpenAIScorer
 from rl_engine.testing import ChatCall, FakeOpenAIServer, transport_to
 from tests.webapp.evals.factories import CHECKLIST, make_dataset, make_instruction
 from webapp.evals.models import EvalItemResult, EvalRun
+from webapp.evals.selectors import eval_token_totals
 from webapp.evals.services.config import EvalConfigError
 from webapp.evals.services.eval_runs import eval_run_create
 from webapp.evals.services.execution import eval_run_execute, eval_run_generate, eval_run_judge
@@ -98,6 +99,12 @@ def test_it_scores_writingbench_criteria_with_a_judge_endpoint_for_a_reference_t
     assert [c["score"] for c in result.details["criteria"]] == [9, 8]
     assert result.score == pytest.approx(85.0)
     assert eval_run.aggregates["score"] == pytest.approx(85.0)
+    # What judging cost is stored on the result: two calls, the tokens the endpoint reported.
+    assert result.judge_attempts == 2
+    assert result.judge_prompt_tokens > 20 and result.judge_completion_tokens > 2
+    spent = eval_token_totals(eval_run)
+    assert (spent.prompt_tokens, spent.attempts) == (result.judge_prompt_tokens, 2)
+    assert spent.cost is None  # the heuristic endpoint declares no price
 
 
 def test_it_plays_a_reference_tier_against_another_tier_in_both_orders() -> None:

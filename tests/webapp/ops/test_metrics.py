@@ -167,3 +167,43 @@ def test_it_escapes_labels_and_writes_special_values() -> None:
     assert values["inf"] == float("inf")
     assert 'a"b\\c\nd' in values
     assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5 and quantile([7.0], 0.99) == 7.0
+
+
+@pytest.mark.django_db
+def test_it_exports_token_totals_by_source_and_their_cost(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from django.core.cache import cache
+
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        json.dumps([{"name": "paid", "base_url": "http://judge.lab/v1",
+                     "price_per_million_prompt_tokens": 1000.0,
+                     "price_per_million_completion_tokens": 2000.0}]),
+    )  # fmt: skip
+    cache.clear()
+    setup = make_run(tiers=(2,))
+    run, instruction = setup.run, setup.instructions[0]
+    Run.objects.filter(pk=run.pk).update(config={"judge": {"endpoint": "paid", "model": "m"}})
+    Judgment.objects.create(run=run, instruction=instruction, step=1, rollout="r", verdict="win",
+                            prompt_tokens=1000, completion_tokens=100, attempts=3)  # fmt: skip
+    PipelineJob.objects.create(
+        kind="generate_references", dataset=run.dataset,
+        usage={"local": {"calls": 2, "attempts": 2, "prompt_tokens": 0, "completion_tokens": 0},
+               "paid": {"calls": 1, "attempts": 1, "prompt_tokens": 50, "completion_tokens": 500}},
+    )  # fmt: skip
+
+    samples = scrape(client)
+
+    assert samples[("writing_rl_tokens", (("kind", "prompt"), ("source", "run_judge")))] == 1000
+    assert samples[("writing_rl_tokens", (("kind", "completion"), ("source", "pipeline")))] == 500
+    assert samples[("writing_rl_tokens", (("kind", "prompt"), ("source", "evaluation")))] == 0
+    assert samples[("writing_rl_requests", (("source", "run_judge"),))] == 3
+    assert samples[("writing_rl_requests", (("source", "pipeline"),))] == 3
+    assert samples[("writing_rl_cost", (("source", "run_judge"),))] == pytest.approx(1.2)
+    assert samples[("writing_rl_cost", (("source", "pipeline"),))] == pytest.approx(1.05)
+    assert ("writing_rl_cost", (("source", "evaluation"),)) not in samples  # nothing priced
+    assert samples[("writing_rl_run_judge_cost", (("run", str(run.pk)),))] == pytest.approx(1.2)
+    assert samples[("writing_rl_scrape_error", (("source", "tokens"),))] == 0

@@ -159,6 +159,9 @@ def judge_run_execute(judge_run_id: int, *, worker: str) -> dict[str, Any]:
                             "rationale": judgment.rationale or "",
                             "error": judgment.error or "",
                             "latency_s": judgment.latency_s,
+                            "attempts": judgment.attempts,
+                            "prompt_tokens": judgment.usage.prompt_tokens,
+                            "completion_tokens": judgment.usage.completion_tokens,
                         }
                     )
                 with lease.fenced():

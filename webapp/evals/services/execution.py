@@ -200,12 +200,16 @@ def _store_judged(rows: list[EvalItemResult], results: list[ItemResult]) -> None
         row.details = _json_safe(result.details)
         row.error = result.error or ""
         row.judge_latency_s = result.judge_latency_s
+        row.judge_attempts = result.judge_attempts
+        row.judge_prompt_tokens = result.judge_usage.prompt_tokens
+        row.judge_completion_tokens = result.judge_usage.completion_tokens
         row.judged = True
     EvalItemResult.objects.bulk_update(
         rows,
-        ["produced_words", "score", "details", "error", "judge_latency_s", "judged"],
+        ["produced_words", "score", "details", "error", "judge_latency_s", "judged",
+         "judge_attempts", "judge_prompt_tokens", "judge_completion_tokens"],
         batch_size=500,
-    )
+    )  # fmt: skip
 
 
 def eval_run_judge(eval_run_id: int, evaluators: Any = None, *, worker: str = "") -> bool:

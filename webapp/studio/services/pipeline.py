@@ -53,6 +53,7 @@ from webapp.studio.services.leases import (
     sweep_kind,
 )
 from webapp.studio.services.selection import references_order, selection_create
+from webapp.studio.token_usage import job_usage_add, usage_entry
 from workers.dispatch import send
 from workers.queues import TaskName, pipeline_job_queue
 
@@ -65,6 +66,20 @@ log = logging.getLogger(__name__)
 
 def _no_fence() -> AbstractContextManager[Any]:
     return nullcontext()
+
+
+def _scorer_endpoint(spec: dict[str, Any] | None) -> str:
+    return str((spec or {}).get("endpoint") or (spec or {}).get("kind") or "heuristic")
+
+
+def _spent(outputs: Sequence[Any], calls: int | None = None) -> dict[str, int]:
+    """The :func:`usage_entry` of writer outputs or grades (``calls`` defaults to one each)."""
+    return usage_entry(
+        calls=sum(getattr(o, "calls", 1) for o in outputs) if calls is None else calls,
+        attempts=sum(int(o.attempts or 0) for o in outputs),
+        prompt_tokens=sum(o.usage.prompt_tokens for o in outputs),
+        completion_tokens=sum(o.usage.completion_tokens for o in outputs),
+    )
 
 
 def make_pointwise_scorer(spec: dict[str, Any] | None) -> OpenAIScorer | HeuristicScorer:
@@ -299,11 +314,17 @@ def references_generate(
                                 **({"plan_fallback": True} if output.plan_fallback else {}),
                                 **({"job": job_id} if job_id is not None else {}),
                             },
+                            attempts=output.attempts,
+                            prompt_tokens=output.usage.prompt_tokens,
+                            completion_tokens=output.usage.completion_tokens,
                         )
                         for instruction, output in zip(batch, outputs, strict=True)
                         if output.text
                     ]
                 )
+                if job_id is not None:
+                    # Failed generations were paid for too: the job's tally counts them.
+                    job_usage_add(job_id, spec.endpoint, _spent(outputs))
             for output in outputs:
                 fallbacks += bool(output.text and output.plan_fallback)
                 if output.text:
@@ -365,8 +386,17 @@ def references_score(
             else:
                 scored += 1
                 reference.score = float(grade.value)
+            reference.grade_attempts = grade.attempts
+            reference.grade_prompt_tokens = grade.usage.prompt_tokens
+            reference.grade_completion_tokens = grade.usage.completion_tokens
         with fence():
-            Reference.objects.bulk_update(batch, ["score", "metadata"])
+            Reference.objects.bulk_update(
+                batch,
+                ["score", "metadata", "grade_attempts", "grade_prompt_tokens",
+                 "grade_completion_tokens"],
+            )  # fmt: skip
+            if job_id is not None:
+                job_usage_add(job_id, _scorer_endpoint(scorer), _spent(grades))
         graded = start + len(batch)
         if progress and not progress(
             graded / len(pending),
@@ -430,10 +460,15 @@ def policy_responses_generate(
                         # is None.
                         score=None if grade.value is None else float(grade.value),
                         job_id=job_id,
+                        grade_attempts=grade.attempts,
+                        grade_prompt_tokens=grade.usage.prompt_tokens,
+                        grade_completion_tokens=grade.usage.completion_tokens,
                     )
                     for instruction, text, grade in zip(batch, texts, grades, strict=True)
                 ]
             )
+            if job_id is not None:
+                job_usage_add(job_id, _scorer_endpoint(scorer), _spent(grades))
         made += len(batch)
         total = max(len(every_instruction), 1)
         if progress and not progress(

@@ -91,3 +91,34 @@ def criteria_rows(criteria: object) -> list[tuple[str, str]]:
                 rows.append((f"{index}.", text(entry)))
         return rows
     return [("", text(criteria))]
+
+
+@register.filter
+def money(amount: float | None) -> str:
+    """A cost in the deployment's currency: 2 decimals from 1 up, 3 significant digits below
+    ("—" for None: no declared price)."""
+    if amount is None:
+        return "—"
+    if amount >= 1:
+        return f"{amount:,.2f}"
+    return f"{amount:.3g}"
+
+
+@register.filter
+def token_line(totals: object) -> str:
+    """A :class:`~webapp.studio.token_usage.TokenTotals` in words: tokens (prompt +
+    completion), requests, and the cost at the declared price when there is one."""
+    tokens = getattr(totals, "tokens", None)
+    if tokens is None:
+        return ""
+    prompt, completion = totals.prompt_tokens, totals.completion_tokens  # type: ignore[attr-defined]
+    line = f"{tokens:,} tokens ({prompt:,} prompt + {completion:,} completion)"
+    attempts = getattr(totals, "attempts", 0)
+    if attempts:
+        line += f" in {attempts:,} request{'s' if attempts != 1 else ''}"
+    cost = getattr(totals, "cost", None)
+    if cost is not None:
+        line += f" · cost {money(cost)}"
+        if getattr(totals, "partly_priced", False):
+            line += " (priced endpoints only)"
+    return line
