@@ -2,12 +2,11 @@
 Instruct's GGUF, as a real endpoint nobody here wrote.
 
 The server runs from its own virtualenv: ``WRITING_RL_LLAMA_PYTHON`` names its interpreter,
-else ``var/llama-venv/bin/python`` (what ``make llama-venv`` builds).
+else ``var/llama-venv/bin/python`` (what ``make llama-venv`` builds), through
+``llama_serve.py`` (no AMX weight buffers: they crash the server on these machines).
 
-For now the suite is opt-in: without that interpreter the tests skip, even under
-``REQUIRE_SERVICES=1``, and ``.ci/run`` does not build it. The tests have not yet been run
-against a real server (issue #15 stays open until they have); a found interpreter that cannot
-serve still fails them.
+Still opt-in: without that interpreter the tests skip, even under ``REQUIRE_SERVICES=1``, and
+``.ci/run`` does not build it yet. A found interpreter that cannot serve fails them.
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ DEFAULT_PYTHON = ROOT / "var" / "llama-venv" / "bin" / "python"
 # The verdict tag alone, as llama.cpp's GBNF grammar (what structured_output="grammar" sends).
 VERDICT_GRAMMAR = 'root ::= "[[" [ABC] "]]"\n'
 MODEL = "smollm2"
+# llama_cpp.server without AMX/repacked weight buffers (which crash on these machines).
+SERVE = Path(__file__).with_name("llama_serve.py")
 START_TIMEOUT_S = 180.0
 
 
@@ -69,7 +70,7 @@ class LlamaServer:
 
     def start(self) -> None:
         command = [
-            str(self.python), "-m", "llama_cpp.server", "--model", str(self.model_path),
+            str(self.python), str(SERVE), "--model", str(self.model_path),
             "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", "2048", "--n_threads", "2",
         ]  # fmt: skip
