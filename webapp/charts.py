@@ -135,6 +135,8 @@ def _axes(
     base = HEIGHT - BOTTOM
     for tick in x_ticks:
         x = frame.x(tick)
+        if x < LEFT - 0.5 or x > WIDTH - RIGHT + 0.5:
+            continue  # a round tick below the first step (0 when steps start at 1): off the plot
         parts.append(
             f'<text class="tick" x="{x:.1f}" y="{base + 16}" text-anchor="middle">'
             f"{_fmt(tick)}</text>"

@@ -159,3 +159,15 @@ def test_tier_bands_have_distinct_colours_and_white_separators() -> None:
     svg = stacked_tiers([1, 2], [[2, 1, 0], [1, 1, 1]], title="tiers")
     assert svg.count('stroke="#fff"') == 3
     assert "step 2: tier 0 1 · tier 1 1 · tier 2 1" in svg
+
+
+def test_no_step_tick_is_drawn_left_of_the_first_step() -> None:
+    # Steps 1..12: the round ticks start at 0, which lies left of the plot, over the y labels.
+    svg = str(line_chart([{"label": "reward", "points": [(s, s / 12) for s in range(1, 13)]}]))
+    xs = [
+        float(x)
+        for x, text in re.findall(
+            r'<text class="tick" x="([\d.]+)" y="[\d.]+" text-anchor="middle">([^<]*)</text>', svg
+        )
+    ]
+    assert xs and min(xs) >= 46 - 0.5  # LEFT
