@@ -24,7 +24,35 @@ def test_the_outcome_follows_the_counts() -> None:
     some = job_outcome("generate_references", {"written": 3, "failed": 1, "errors": ["w: 500"]})
     assert (some.status, some.progress, some.error) == ("partial", 0.75, "")
     assert some.message == "written 3/4, 1 failed; first error: w: 500"
-    assert job_outcome("order_tiers", {"instructions": 3}).status == "succeeded"
+    assert job_outcome("score_references", {"scored": 0, "failed": 0}).status == "failed"
+    assert job_outcome("score_references", {"scored": 0, "failed": 0, "resumed": 4}).status == (
+        "succeeded"
+    )
+
+
+def test_ordering_and_selection_say_what_they_did() -> None:
+    done = job_outcome("order_tiers", {"instructions": 3, "tiered": 6, "untiered": 0})
+    assert (done.status, done.message) == ("succeeded", "tiered 6/6 references of 3 instructions")
+    some = job_outcome("order_tiers", {"instructions": 3, "tiered": 4, "untiered": 2})
+    assert (some.status, some.progress) == ("partial", 4 / 6)
+    assert some.message == "tiered 4/6 references of 3 instructions, 2 unscored left untiered"
+    none = job_outcome("order_tiers", {"instructions": 3, "tiered": 0, "untiered": 6})
+    assert (none.status, none.error) == ("failed", none.message)
+    assert job_outcome("order_tiers", {"instructions": 0, "tiered": 0}).message == (
+        "nothing to order: no reference"
+    )
+    chose = job_outcome("select", {"selection": 1, "chosen": 4, "candidates": 9, "k": 4})
+    assert (chose.status, chose.message) == ("succeeded", "chose 4 of 9 instructions")
+    short = job_outcome("select", {"selection": 1, "chosen": 3, "candidates": 3, "k": 5})
+    assert (short.status, short.progress) == ("partial", 0.6)
+    assert short.message == "chose 3 of k=5 asked: only 3 candidate instructions"
+    refused = job_outcome("select", {"selection": None, "chosen": 0, "error": "unscored"})
+    assert (refused.status, refused.message) == ("failed", "selected nothing: unscored")
+    answers = job_outcome(
+        "policy_responses", {"responses": 6, "graded": 0, "failed": 6, "errors": ["i1: 500"]}
+    )
+    assert answers.status == "failed"
+    assert answers.message == "answers graded 0/6, 6 failed; first error: i1: 500"
 
 
 def grades(good: str) -> Any:

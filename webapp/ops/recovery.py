@@ -13,7 +13,7 @@ import logging
 from webapp.annotation.services import jobs as annotation_jobs
 from webapp.evals.services import jobs as evals_jobs
 from webapp.studio.services.leases import JobKind, sweep_kind
-from webapp.studio.services.pipeline import JOB_KIND
+from webapp.studio.services.pipeline import JOB_KIND, dependents_release
 from webapp.studio.services.runs import RUN_KIND
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,17 @@ def lost_work_recover() -> dict[str, dict[str, list[int]]]:
     """Sweep every kind; one kind's failure does not skip the others. Returns, per kind, what
     was sent again, marked cancelled, or could not be sent (the next pass tries again)."""
     report: dict[str, dict[str, list[int]]] = {}
+    try:
+        # Chained pipeline jobs whose inputs ended but which still wait (the worker that
+        # finished the input was lost before it moved them on): queued (sent below, with
+        # the other queued jobs, if this send fails), failed or cancelled.
+        released = dependents_release()
+    except Exception:
+        log.exception("release of waiting pipeline jobs failed; the kinds go on")
+    else:
+        if any(released.values()):
+            log.warning("waiting pipeline jobs whose inputs ended: %s", released)
+        report["waiting pipeline job"] = released
     for kind in job_kinds():
         try:
             sweep = sweep_kind(kind)

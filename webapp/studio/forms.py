@@ -577,3 +577,86 @@ PIPELINE_FORMS: dict[str, type[forms.Form]] = {
     form.kind: form  # type: ignore[attr-defined]
     for form in (GenerateReferencesForm, ScoreReferencesForm, PolicyResponsesForm, OrderTiersForm)
 }
+
+
+class PrepareReferencesForm(_EndpointFields):
+    """ "Prepare references": write → grade → order tiers, optionally → select, as one chain
+    of jobs on the first N instructions (``services.prepare.references_prepare``)."""
+
+    split = forms.ChoiceField(
+        choices=[("", "every instruction"), ("train", "train only"), ("test", "test only")],
+        required=False,
+    )
+    limit = forms.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        required=False,
+        label="First N instructions",
+        help_text="Only the first N instructions (by id, in the split) go through every step "
+        "(empty = all of them).",
+    )
+    strategy = forms.ChoiceField(
+        choices=[("", "no selection"), *Selection.Strategy.choices],
+        required=False,
+        label="Then select",
+        help_text="margin and difficulty also answer with the policy (graded like the "
+        "references) before selecting; train instructions only.",
+    )
+    k = forms.IntegerField(
+        min_value=1, required=False, help_text="How many to choose (empty = all of them)."
+    )
+    policy = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="The policy whose graded answers margin or difficulty selection compares.",
+    )
+    max_new_tokens = forms.IntegerField(
+        min_value=1, max_value=131_072, initial=256, label="Policy answer tokens"
+    )
+    seed = forms.IntegerField(initial=0, help_text="Seed for the random strategy and ties.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writer = SpecFields(
+            WriterSpec, prefix="", kinds=("local", "openai"), include=WRITER_FIELDS
+        )
+        self.writer.add(self)
+        self.fields["model"].help_text = (
+            "Local: a checkpoint directory or 'smollm2-135m-instruct'. "
+            + self.fields["model"].help_text
+        )
+        self.order_fields(
+            [*self.writer.names, *self.grader.names, "split", "limit", "strategy", "k", "policy"]
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        spec = self.writer.clean(self)
+        if spec is not None and spec.endpoint == "local" and spec.model:
+            try:
+                check_model(spec.model, "model")
+            except PathNotAllowed as exc:
+                self.add_error("model", exc.message)
+        if spec is not None:
+            cleaned["writer"] = spec.to_dict()
+        strategy = cleaned.get("strategy")
+        if strategy and cleaned.get("split") == "test":
+            self.add_error("split", "Selection picks train instructions: choose train or every.")
+        if strategy in (Selection.Strategy.MARGIN, Selection.Strategy.DIFFICULTY):
+            if not cleaned.get("policy"):
+                self.add_error("policy", f"{strategy} selection needs the policy to answer.")
+            else:
+                try:
+                    cleaned["policy"] = _allowed_model(cleaned["policy"], "policy")
+                except forms.ValidationError as error:
+                    self.add_error("policy", error)
+        return cleaned
+
+    def prepare_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "writer": data["writer"], "scorer": self.scorer(), "split": data["split"],
+            "limit": data["limit"], "strategy": data["strategy"], "k": data["k"],
+            "policy": data["policy"], "seed": data["seed"] or 0,
+            "max_new_tokens": data["max_new_tokens"],
+        }  # fmt: skip

@@ -463,6 +463,8 @@ class PipelineJob(WorkerLease):
         ORDER_TIERS = "order_tiers", "order reference tiers"
 
     class Status(models.TextChoices):
+        # Waits for the jobs it depends on (``depends_on``) to end; never sent before.
+        WAITING = "waiting", "waiting"
         QUEUED = "queued", "queued"
         RUNNING = "running", "running"
         SUCCEEDED = "succeeded", "succeeded"
@@ -495,6 +497,14 @@ class PipelineJob(WorkerLease):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The jobs whose output this one works on: it waits until all of them ended
+    # (``services.pipeline``: ``job_create(depends_on=...)``, ``dependents_release``).
+    depends_on = models.ManyToManyField(
+        "self", symmetrical=False, related_name="dependents", blank=True
+    )
+    # Jobs created together by one action ("prepare references") share a group and its label.
+    group = models.UUIDField(null=True, blank=True, db_index=True)
+    group_label = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -508,6 +518,13 @@ class PipelineJob(WorkerLease):
         from webapp.studio.token_usage import job_usage_totals
 
         return job_usage_totals(self)
+
+    FINAL = ("succeeded", "partial", "failed", "cancelled")
+
+    @property
+    def waiting_for(self) -> list[PipelineJob]:
+        """The inputs that have not ended yet (uses a prefetched ``depends_on``)."""
+        return [job for job in self.depends_on.all() if job.status not in self.FINAL]
 
 
 class JudgeCheck(models.Model):

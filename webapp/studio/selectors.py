@@ -135,6 +135,40 @@ def dataset_jobs(dataset: Dataset) -> QuerySet[PipelineJob]:
     return PipelineJob.objects.filter(dataset=dataset).select_related("owner")
 
 
+def dataset_job_rows(dataset: Dataset, limit: int = 10) -> list[PipelineJob]:
+    """The dataset's latest ``limit`` jobs for the jobs table, with every other job of their
+    groups (a chain is never cut): newest group (or lone job) first, a group's jobs in the
+    order they were created. The first job of a group has ``group_first`` set, and each job
+    its inputs prefetched (``waiting_for``)."""
+    jobs = PipelineJob.objects.filter(dataset=dataset).select_related("owner")
+    latest = list(jobs[:limit])
+    groups = {job.group for job in latest if job.group is not None}
+    rows = {job.pk: job for job in latest}
+    if groups:
+        rows |= {job.pk: job for job in jobs.filter(group__in=groups)}
+    shown = list(
+        PipelineJob.objects.filter(pk__in=rows)
+        .select_related("owner")
+        .prefetch_related("depends_on")
+        .order_by("pk")
+    )
+    newest: dict[object, int] = {}
+    for job in shown:
+        key = job.group or job.pk
+        newest[key] = max(newest.get(key, 0), job.pk)
+    shown.sort(key=lambda job: (-newest[job.group or job.pk], job.pk))
+    seen: set[object] = set()
+    for job in shown:
+        job.group_first = job.group is not None and job.group not in seen  # type: ignore[attr-defined]
+        seen.add(job.group)
+    return shown
+
+
+def jobs_active(jobs: list[PipelineJob]) -> bool:
+    """Whether the jobs table should keep polling: a job waits, is queued or runs."""
+    return any(job.status in ("waiting", "queued", "running") for job in jobs)
+
+
 def dataset_runs(dataset: Dataset) -> QuerySet[Run]:
     return Run.objects.filter(dataset=dataset).select_related("owner")
 

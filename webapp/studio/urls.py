@@ -11,6 +11,7 @@ urlpatterns = [
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset_detail"),
     path("datasets/<int:pk>/select/", views.selection_new, name="selection_new"),
     path("datasets/<int:pk>/jobs/new/", views.job_new, name="job_new"),
+    path("datasets/<int:pk>/prepare/", views.references_prepare, name="references_prepare"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("jobs/<int:pk>/retry/", views.job_retry, name="job_retry"),
     path("datasets/<int:pk>/judge-check/", views.judge_check_new, name="judge_check_new"),

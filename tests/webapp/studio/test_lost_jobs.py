@@ -138,7 +138,7 @@ def test_resumed_policy_responses_skip_only_what_this_job_answered() -> None:
     result = policy_responses_generate(
         dataset=dataset, policy="tiny", max_new_tokens=4, model=tiny_model(seed=0), job_id=job.pk
     )
-    assert result == {"responses": 2, "resumed": 1}
+    assert result == {"responses": 2, "graded": 2, "failed": 0, "errors": [], "resumed": 1}
     mine = PolicyResponse.objects.filter(job=job)
     assert sorted(mine.values_list("instruction_id", flat=True)) == [
         first.pk, second.pk, third.pk

@@ -153,7 +153,7 @@ def test_it_scores_references_and_policy_responses_with_the_heuristic() -> None:
     result = policy_responses_generate(
         dataset=dataset, policy="tiny", max_new_tokens=4, model=model
     )
-    assert result == {"responses": 1}
+    assert result == {"responses": 1, "graded": 1, "failed": 0, "errors": []}
     response = PolicyResponse.objects.get(instruction=instruction)
     assert response.policy == "tiny" and response.score is not None
 

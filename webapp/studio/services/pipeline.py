@@ -52,7 +52,11 @@ from webapp.studio.services.leases import (
     lease_retry,
     sweep_kind,
 )
-from webapp.studio.services.selection import references_order, selection_create
+from webapp.studio.services.selection import (
+    SelectionError,
+    references_order,
+    selection_create,
+)
 from webapp.studio.token_usage import job_usage_add, usage_entry
 from workers.dispatch import send
 from workers.queues import TaskName, pipeline_job_queue
@@ -93,21 +97,137 @@ def make_pointwise_scorer(spec: dict[str, Any] | None) -> OpenAIScorer | Heurist
 
 
 def job_create(
-    *, kind: str, dataset: Dataset, params: dict[str, Any], user: Any = None, enqueue: bool = True
+    *,
+    kind: str,
+    dataset: Dataset,
+    params: dict[str, Any],
+    user: Any = None,
+    enqueue: bool = True,
+    depends_on: Sequence[PipelineJob] = (),
+    group: uuid.UUID | None = None,
+    group_label: str = "",
 ) -> PipelineJob:
-    """Record a pipeline job and enqueue its task once the transaction commits."""
+    """Record a pipeline job and enqueue its task once the transaction commits.
+
+    A job with inputs (``depends_on``) is created ``waiting`` and is sent only when every
+    input ended ``succeeded`` or ``partial`` (see :func:`dependents_release`); one whose input
+    already failed or was cancelled ends so at once, naming it."""
     if kind not in PipelineJob.Kind.values:
         raise ValueError(f"unknown pipeline job kind {kind!r}")
-    job = PipelineJob.objects.create(
-        kind=kind,
-        dataset=dataset,
-        params=params,
-        owner=user if getattr(user, "is_authenticated", False) else None,
-        task_id=str(uuid.uuid4()),
-    )
-    if enqueue:
-        job_enqueue(job)
+    inputs = list(depends_on)
+    if any(job.dataset_id != dataset.pk for job in inputs):
+        raise ValueError("a pipeline job may only depend on jobs of its own dataset")
+    with transaction.atomic():
+        job = PipelineJob.objects.create(
+            kind=kind,
+            dataset=dataset,
+            params=params,
+            owner=user if getattr(user, "is_authenticated", False) else None,
+            task_id=str(uuid.uuid4()),
+            status=PipelineJob.Status.WAITING if inputs else PipelineJob.Status.QUEUED,
+            message=_waiting_message(inputs) if inputs else "",
+            group=group,
+            group_label=group_label[:200],
+        )
+        if inputs:
+            job.depends_on.set(inputs)
+            # Inputs that already ended (e.g. a step added after its input finished).
+            dependents_release(job_ids=[job.pk], send=enqueue)
+            job.refresh_from_db()
+        elif enqueue:
+            job_enqueue(job)
     return job
+
+
+def _job_name(job: PipelineJob) -> str:
+    return f"job #{job.pk} ({PipelineJob.Kind(job.kind).label})"
+
+
+def _waiting_message(inputs: Sequence[PipelineJob]) -> str:
+    return ("waiting for " + ", ".join(_job_name(job) for job in inputs))[:500]
+
+
+_NOT_RUN = "not run: "
+# An input that ended so ends its dependents so (with a reason naming it).
+_ENDS_DEPENDENTS = {
+    PipelineJob.Status.FAILED: PipelineJob.Status.FAILED,
+    PipelineJob.Status.CANCELLED: PipelineJob.Status.CANCELLED,
+}
+# An input that ended so lets its dependents run. A ``partial`` input made part of what it
+# was asked (some references written or graded): its dependents work on what exists, and
+# their own outcome counts what they found.
+_FEEDS_DEPENDENTS = (PipelineJob.Status.SUCCEEDED, PipelineJob.Status.PARTIAL)
+
+
+def dependents_release(
+    *, of: int | None = None, job_ids: Sequence[int] | None = None, send: bool = True
+) -> dict[str, list[int]]:
+    """Move waiting jobs on once their inputs ended: ``queued`` (and sent on commit) when
+    every input ended ``succeeded`` or ``partial``; ``failed`` or ``cancelled``, naming the
+    input, as soon as one input ended so (and their own dependents after them). Jobs still
+    waiting for a running input are left alone.
+
+    Which waiting jobs: the dependents of job ``of`` (called when it finished), those in
+    ``job_ids``, or every waiting job (the sweep: a lost release is recovered). Each move is
+    a conditional UPDATE from ``waiting``, so two callers never send a job twice."""
+    moved: dict[str, list[int]] = {"queued": [], "failed": [], "cancelled": []}
+    waiting = PipelineJob.objects.filter(status=PipelineJob.Status.WAITING)
+    if of is not None:
+        waiting = waiting.filter(depends_on=of)
+    elif job_ids is not None:
+        waiting = waiting.filter(pk__in=list(job_ids))
+    todo = list(waiting.order_by("pk").values_list("pk", flat=True).distinct())
+    while todo:
+        pk = todo.pop(0)
+        inputs = list(
+            PipelineJob.objects.filter(dependents=pk)
+            .order_by("pk")
+            .only("pk", "kind", "status", "message", "error")
+        )
+        ended = next((job for job in inputs if job.status in _ENDS_DEPENDENTS), None)
+        now = timezone.now()
+        waiting_row = PipelineJob.objects.filter(pk=pk, status=PipelineJob.Status.WAITING)
+        if ended is not None:
+            status = _ENDS_DEPENDENTS[PipelineJob.Status(ended.status)]
+            detail = (ended.message or ended.error).strip().splitlines()
+            last = detail[-1] if detail else ""
+            if last.startswith(_NOT_RUN):  # the input itself did not run: say why once
+                reason = f"{_job_name(ended)} did not run: {last.removeprefix(_NOT_RUN)}"
+            elif status == PipelineJob.Status.FAILED:
+                reason = f"{_job_name(ended)} failed" + (f": {last}" if last else "")
+            else:
+                reason = f"{_job_name(ended)} was cancelled"
+            reason = f"{_NOT_RUN}{reason}"[:500]
+            fields: dict[str, Any] = {"status": status, "finished_at": now, "message": reason}
+            if status == PipelineJob.Status.FAILED:
+                fields["error"] = reason
+            else:
+                fields["cancel_requested"] = True
+            if waiting_row.update(**fields) == 1:
+                moved[str(status)].append(pk)
+                todo.extend(
+                    PipelineJob.objects.filter(depends_on=pk, status=PipelineJob.Status.WAITING)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+            continue
+        if not all(job.status in _FEEDS_DEPENDENTS for job in inputs):
+            rest = [job for job in inputs if job.status not in _FEEDS_DEPENDENTS]
+            waiting_row.update(message=_waiting_message(rest))
+            continue
+        partial = [job for job in inputs if job.status == PipelineJob.Status.PARTIAL]
+        message = (
+            "inputs partial ("
+            + ", ".join(_job_name(job) for job in partial)
+            + "): works on what they made"
+            if partial
+            else ""
+        )
+        if waiting_row.update(status=PipelineJob.Status.QUEUED, message=message[:500]) == 1:
+            moved["queued"].append(pk)
+            if send:
+                job_enqueue(PipelineJob.objects.get(pk=pk))
+    return moved
 
 
 def _send_job(job: PipelineJob) -> None:
@@ -198,9 +318,15 @@ def job_finish(
         if lease is None:
             return False
     if lease is not None:
-        return lease.finish(status, **fields)
-    query = PipelineJob.objects.filter(pk=job_id, status=PipelineJob.Status.RUNNING)
-    return query.update(status=status, **fields) == 1
+        finished = lease.finish(status, **fields)
+    else:
+        query = PipelineJob.objects.filter(pk=job_id, status=PipelineJob.Status.RUNNING)
+        finished = query.update(status=status, **fields) == 1
+    if finished:
+        # Only the holder's finish moves the jobs that wait for this one, once it committed
+        # (a release lost with the worker is done by the sweep: ``dependents_release()``).
+        transaction.on_commit(lambda: dependents_release(of=job_id))
+    return finished
 
 
 @transaction.atomic
@@ -225,12 +351,17 @@ def job_retry(*, job: PipelineJob, user: Any = None) -> bool:
 
 
 def job_cancel(*, job: PipelineJob) -> None:
-    PipelineJob.objects.filter(pk=job.pk, status=PipelineJob.Status.QUEUED).update(
+    """Cancel a job: a waiting or queued one at once (and the jobs that wait for it), a
+    running one when its worker next reports progress."""
+    waiting = (PipelineJob.Status.QUEUED, PipelineJob.Status.WAITING)
+    cancelled = PipelineJob.objects.filter(pk=job.pk, status__in=waiting).update(
         status=PipelineJob.Status.CANCELLED, finished_at=timezone.now(), cancel_requested=True
     )
     PipelineJob.objects.filter(pk=job.pk, status=PipelineJob.Status.RUNNING).update(
         cancel_requested=True
     )
+    if cancelled:
+        transaction.on_commit(lambda: dependents_release(of=job.pk))
 
 
 # -- the work ----------------------------------------------------------------------------------
@@ -350,16 +481,20 @@ def references_generate(
 def references_score(
     *, dataset: Dataset, scorer: dict[str, Any] | None = None, rescore: bool = False,
     progress: Progress | None = None, job_id: int | None = None, fence: Fence = _no_fence,
+    instruction_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Grade references 1-10 (pointwise); a failed grade leaves the score empty.
 
-    Unscored references only, unless ``rescore``. With ``job_id`` each grade records the
-    job, so a rescoring job resumed after its worker was lost skips what it already graded.
+    Unscored references only, unless ``rescore``; only those of ``instruction_ids`` when
+    given. With ``job_id`` each grade records the job, so a rescoring job resumed after its
+    worker was lost skips what it already graded.
     """
     grader = make_pointwise_scorer(scorer)
     references = Reference.objects.filter(instruction__dataset=dataset).select_related(
         "instruction"
     )
+    if instruction_ids is not None:
+        references = references.filter(instruction_id__in=list(instruction_ids))
     if not rescore:
         references = references.filter(score__isnull=True)
     elif job_id is not None:
@@ -368,6 +503,13 @@ def references_score(
             Q(metadata__score_job__isnull=True) | ~Q(metadata__score_job=job_id)
         )
     pending = list(references.order_by("id"))
+    resumed = 0
+    if job_id is not None:
+        # Graded by an earlier attempt of this job (its worker was lost): counted as done.
+        scope = Reference.objects.filter(instruction__dataset=dataset, metadata__score_job=job_id)
+        if instruction_ids is not None:
+            scope = scope.filter(instruction_id__in=list(instruction_ids))
+        resumed = scope.exclude(score__isnull=True).exclude(pk__in=[r.pk for r in pending]).count()
     scored = failed = 0
     errors: list[str] = []
     for start in range(0, len(pending), BATCH * 4):
@@ -405,7 +547,7 @@ def references_score(
             break
     return {
         "scored": scored, "failed": failed, "errors": errors,
-        "scorer": getattr(grader, "name", ""),
+        "scorer": getattr(grader, "name", ""), **({"resumed": resumed} if resumed else {}),
     }  # fmt: skip
 
 
@@ -438,7 +580,8 @@ def policy_responses_generate(
         spec = checked_writer(spec, "policy")
     grader = make_pointwise_scorer(scorer)
     writer = make_writer(spec, **({"model": model[0], "tokenizer": model[1]} if model else {}))
-    made = 0
+    made = graded = failed = 0
+    errors: list[str] = []
     for start in range(0, len(instructions), BATCH):
         batch = instructions[start : start + BATCH]
         outputs = writer.write([WritingTask(i.prompt) for i in batch])
@@ -470,12 +613,22 @@ def policy_responses_generate(
             if job_id is not None:
                 job_usage_add(job_id, _scorer_endpoint(scorer), _spent(grades))
         made += len(batch)
+        for instruction, grade in zip(batch, grades, strict=True):
+            if grade.value is None:
+                failed += 1
+                if len(errors) < 5:
+                    errors.append(f"instruction {instruction.pk}: {grade.error}")
+            else:
+                graded += 1
         total = max(len(every_instruction), 1)
         if progress and not progress(
             (resumed + made) / total, f"{resumed + made}/{len(every_instruction)} responses"
         ):
             break
-    return {"responses": made, **({"resumed": resumed} if resumed else {})}
+    return {
+        "responses": made, "graded": graded, "failed": failed, "errors": errors,
+        **({"resumed": resumed} if resumed else {}),
+    }  # fmt: skip
 
 
 def job_execute(job: PipelineJob, lease: Lease | None = None) -> dict[str, Any]:
@@ -496,6 +649,7 @@ def job_execute(job: PipelineJob, lease: Lease | None = None) -> dict[str, Any]:
         return references_score(
             dataset=job.dataset, scorer=params.get("scorer"), rescore=bool(params.get("rescore")),
             progress=progress, job_id=job.pk, fence=fence,
+            instruction_ids=params.get("instruction_ids"),
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.POLICY_RESPONSES:
         return policy_responses_generate(
@@ -503,6 +657,8 @@ def job_execute(job: PipelineJob, lease: Lease | None = None) -> dict[str, Any]:
             max_new_tokens=int(params.get("max_new_tokens", 256)),
             temperature=float(params.get("temperature", 0.7)), progress=progress,
             job_id=job.pk, fence=fence,
+            params={"instruction_ids": params["instruction_ids"]}
+            if params.get("instruction_ids") else None,
         )  # fmt: skip
     if job.kind == PipelineJob.Kind.SELECT:
         # A resumed job reuses the Selection it made (recorded in its row, in the same
@@ -510,21 +666,34 @@ def job_execute(job: PipelineJob, lease: Lease | None = None) -> dict[str, Any]:
         made = (job.result or {}).get("selection")
         selection = Selection.objects.filter(pk=made).first() if made else None
         if selection is None:
-            with fence():
-                selection = selection_create(
-                    dataset=job.dataset, strategy=params.get("strategy", "margin"),
-                    k=params.get("k"), policy=params["policy"], seed=int(params.get("seed", 0)),
-                    user=job.owner,
-                )  # fmt: skip
-                PipelineJob.objects.filter(pk=job.pk).update(result={"selection": selection.pk})
-        return {"selection": selection.pk, "chosen": selection.entries.filter(chosen=True).count()}
+            try:
+                with fence():
+                    selection = selection_create(
+                        dataset=job.dataset, strategy=params.get("strategy", "margin"),
+                        k=params.get("k"), policy=params["policy"],
+                        seed=int(params.get("seed", 0)), user=job.owner,
+                        instruction_ids=params.get("instruction_ids"),
+                    )  # fmt: skip
+                    PipelineJob.objects.filter(pk=job.pk).update(result={"selection": selection.pk})
+            except SelectionError as error:
+                # Nothing to select from (e.g. unscored): said as such, not as a traceback.
+                return {"selection": None, "chosen": 0, "error": str(error)}
+        return {
+            "selection": selection.pk,
+            "chosen": selection.entries.filter(chosen=True).count(),
+            "candidates": selection.entries.count(),
+            "k": selection.k,
+        }
     if job.kind == PipelineJob.Kind.ORDER_TIERS:
         with fence():
-            return references_order(dataset=job.dataset)
+            return references_order(
+                dataset=job.dataset, instruction_ids=params.get("instruction_ids")
+            )
     raise ValueError(f"unknown job kind {job.kind!r}")
 
 
 __all__ = [
+    "dependents_release",
     "job_cancel",
     "job_claim",
     "job_create",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -23,24 +24,26 @@ class SelectionError(ValueError):
     """Selection cannot run on these scores; the message says what to score first."""
 
 
-def selection_items(*, dataset: Dataset, policy: str) -> list[SelectionItem]:
-    """One item per train instruction: every reference's score (by writer; a writer's best
-    reference when it has several) plus the policy's latest scored response."""
-    instructions = (
-        Instruction.objects.filter(dataset=dataset, split=Instruction.Split.TRAIN)
-        .order_by("id")
-        .prefetch_related(
-            Prefetch(
-                "references", queryset=Reference.objects.only("instruction_id", "writer", "score")
-            ),
-            Prefetch(
-                "policy_responses",
-                queryset=PolicyResponse.objects.filter(policy=policy, score__isnull=False)
-                .order_by("-created_at", "-id")
-                .only("instruction_id", "score", "created_at"),
-                to_attr="scored_responses",
-            ),
-        )
+def selection_items(
+    *, dataset: Dataset, policy: str, instruction_ids: Sequence[int] | None = None
+) -> list[SelectionItem]:
+    """One item per train instruction (of ``instruction_ids`` when given): every reference's
+    score (by writer; a writer's best reference when it has several) plus the policy's latest
+    scored response."""
+    instructions = Instruction.objects.filter(dataset=dataset, split=Instruction.Split.TRAIN)
+    if instruction_ids is not None:
+        instructions = instructions.filter(pk__in=list(instruction_ids))
+    instructions = instructions.order_by("id").prefetch_related(
+        Prefetch(
+            "references", queryset=Reference.objects.only("instruction_id", "writer", "score")
+        ),
+        Prefetch(
+            "policy_responses",
+            queryset=PolicyResponse.objects.filter(policy=policy, score__isnull=False)
+            .order_by("-created_at", "-id")
+            .only("instruction_id", "score", "created_at"),
+            to_attr="scored_responses",
+        ),
     )
     items = []
     for instruction in instructions:
@@ -68,6 +71,7 @@ def selection_create(
     policy: str,
     seed: int = 0,
     user: Any = None,
+    instruction_ids: Sequence[int] | None = None,
 ) -> Selection:
     """Rank the dataset's train instructions by ``strategy`` and record the top ``k``.
 
@@ -77,7 +81,7 @@ def selection_create(
     """
     if strategy not in Selection.Strategy.values:
         raise SelectionError(f"strategy must be one of {', '.join(Selection.Strategy.values)}")
-    items = selection_items(dataset=dataset, policy=policy)
+    items = selection_items(dataset=dataset, policy=policy, instruction_ids=instruction_ids)
     if not items:
         raise SelectionError(f"dataset {dataset.name!r} has no train instructions")
     if strategy in {Selection.Strategy.MARGIN, Selection.Strategy.DIFFICULTY}:
@@ -133,7 +137,10 @@ def selection_create(
 
 @transaction.atomic
 def references_order(
-    *, instruction: Instruction | None = None, dataset: Dataset | None = None
+    *,
+    instruction: Instruction | None = None,
+    dataset: Dataset | None = None,
+    instruction_ids: Sequence[int] | None = None,
 ) -> dict[str, int]:
     """Give scored references tiers by ascending score (0 = weakest; ties by writer).
 
@@ -147,6 +154,8 @@ def references_order(
         references = references.filter(instruction=instruction)
     else:
         references = references.filter(instruction__dataset=dataset)
+    if instruction_ids is not None:
+        references = references.filter(instruction_id__in=list(instruction_ids))
     by_instruction: dict[int, list[Reference]] = defaultdict(list)
     for reference in references:
         by_instruction[reference.instruction_id].append(reference)

@@ -7,6 +7,7 @@ from webapp.studio.views.datasets import (
     job_cancel,
     job_new,
     job_retry,
+    references_prepare,
     selection_detail,
     selection_new,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "job_retry",
     "judge_check_detail",
     "judge_check_new",
+    "references_prepare",
     "run_cancel",
     "run_compare",
     "run_detail",

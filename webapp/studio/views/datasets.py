@@ -17,13 +17,20 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
 from webapp.studio import selectors
-from webapp.studio.forms import PIPELINE_FORMS, DatasetUploadForm, SelectionForm
+from webapp.studio.forms import (
+    PIPELINE_FORMS,
+    DatasetUploadForm,
+    PrepareReferencesForm,
+    SelectionForm,
+)
 from webapp.studio.models import Dataset, Instruction, PipelineJob, Selection
 from webapp.studio.permissions import researcher_required
 from webapp.studio.services.datasets import DatasetImportError, dataset_import
 from webapp.studio.services.pipeline import job_cancel as job_cancel_service
 from webapp.studio.services.pipeline import job_create
 from webapp.studio.services.pipeline import job_retry as job_retry_service
+from webapp.studio.services.prepare import PrepareError
+from webapp.studio.services.prepare import references_prepare as references_prepare_service
 from webapp.studio.services.selection import SelectionError, selection_create
 from webapp.studio.views.common import paginate, query_without_page
 from webapp.studio.views.judge_checks import judge_check_form
@@ -79,8 +86,8 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_object_or_404(Dataset, pk=pk)
     if request.htmx:
         # The jobs panel polls itself while a job is queued or running.
-        jobs = list(selectors.dataset_jobs(dataset)[:10])
-        active = any(job.status in ("queued", "running") for job in jobs)
+        jobs = selectors.dataset_job_rows(dataset)
+        active = selectors.jobs_active(jobs)
         context = {"dataset": dataset, "jobs": jobs, "jobs_active": active}
         response = render(request, "studio/dataset_detail.html#jobs", context)
         if not active:
@@ -117,6 +124,7 @@ def _dataset_page(
     selection_form: SelectionForm,
     status: int = 200,
     job_form: forms.Form | None = None,
+    prepare_form: PrepareReferencesForm | None = None,
 ) -> HttpResponse:
     search = request.GET.get("q", "").strip()[:200]
     split = request.GET.get("split", "")
@@ -131,7 +139,7 @@ def _dataset_page(
         page = paginator.get_page(before // INSTRUCTIONS_PER_PAGE + 1)
     else:
         page = paginator.get_page(request.GET.get("page"))
-    jobs = list(selectors.dataset_jobs(dataset)[:10])
+    jobs = selectors.dataset_job_rows(dataset)
     return render(
         request,
         "studio/dataset_detail.html",
@@ -141,8 +149,10 @@ def _dataset_page(
             "selections": list(selectors.dataset_selections(dataset)[:20]),
             "runs": list(selectors.dataset_runs(dataset)[:20]),
             "jobs": jobs,
-            "jobs_active": any(job.status in ("queued", "running") for job in jobs),
+            "jobs_active": selectors.jobs_active(jobs),
             "job_forms": _job_forms(job_form),
+            "prepare_form": prepare_form or _prepare_form(),
+            "prepare_form_open": prepare_form is not None,
             "job_form_open": getattr(job_form, "kind", ""),
             "selection_form": selection_form,
             "judge_check_form": judge_check_form(),
@@ -178,11 +188,41 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     return _dataset_page(request, dataset, selection_form, status=400, job_form=form)
 
 
+def _prepare_form(data: Any = None) -> PrepareReferencesForm:
+    return PrepareReferencesForm(
+        data, initial={"policy": settings.WRITING_RL_POLICY}, auto_id="id_prepare_%s"
+    )
+
+
+@researcher_required
+@require_POST
+def references_prepare(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue the "prepare references" chain (write → grade → order tiers, optionally →
+    select) on the dataset's first N instructions; bad input queues nothing."""
+    dataset = get_object_or_404(Dataset, pk=pk)
+    form = _prepare_form(request.POST)
+    if form.is_valid():
+        try:
+            jobs = references_prepare_service(
+                dataset=dataset, user=request.user, **form.prepare_kwargs()
+            )
+        except PrepareError as error:
+            form.add_error(None, str(error))
+        else:
+            numbers = ", ".join(f"#{job.pk}" for job in jobs)
+            messages.success(
+                request, f"{jobs[0].group_label} — {len(jobs)} chained jobs queued ({numbers})."
+            )
+            return redirect(reverse("studio:dataset_detail", args=[dataset.pk]) + "#jobs")
+    selection_form = SelectionForm(initial={"policy": settings.WRITING_RL_POLICY})
+    return _dataset_page(request, dataset, selection_form, status=400, prepare_form=form)
+
+
 @researcher_required
 @require_POST
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(PipelineJob, pk=pk)
-    if job.status in ("queued", "running"):
+    if job.status in ("waiting", "queued", "running"):
         job_cancel_service(job=job)
         messages.success(request, f"Cancellation of job #{job.pk} requested.")
     return redirect(reverse("studio:dataset_detail", args=[job.dataset_id]) + "#jobs")
