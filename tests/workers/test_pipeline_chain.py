@@ -32,7 +32,7 @@ def test_a_prepared_chain_runs_to_a_selection_on_a_worker(
         dataset=dataset, writer=writer, limit=2, strategy="margin", k=1, policy=model,
         max_new_tokens=8,
     )  # fmt: skip
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while PipelineJob.objects.filter(pk__in=[j.pk for j in jobs], finished_at=None).exists():
         assert time.monotonic() < deadline, celery_worker_process.log()[-4000:]
         time.sleep(0.3)
