@@ -109,7 +109,7 @@ TRAIN = {
     "device": "cpu",
     "dtype": "float32",
 }
-EVAL_SETTINGS = {"max_new_tokens": 200, "batch_size": 8}
+EVAL_SETTINGS = {"max_new_tokens": 200, "batch_size": 12}
 
 
 def parse_args() -> argparse.Namespace:
@@ -130,13 +130,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads (0: default, 1 on a busy machine)."
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep the study database of an earlier invocation (its dataset, references, "
+        "policy answers and selections, and its prep.json timings) and start at the grid.",
+    )
     return parser.parse_args()
 
 
-def setup_django(workdir: Path) -> None:
+def setup_django(workdir: Path, reuse: bool = False) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "study.sqlite3"
-    for stale in workdir.glob("study.sqlite3*"):
+    if reuse and not (workdir / "prep.json").exists():
+        raise SystemExit(f"--reuse: no prepared study in {workdir} (prep.json is missing)")
+    for stale in workdir.glob("study.sqlite3*") if not reuse else ():
         stale.unlink()
     os.environ["DATABASE_URL"] = f"sqlite:///{database}"
     os.environ["WRITING_RL_RUNS_DIR"] = str(workdir / "runs")
@@ -230,7 +238,24 @@ def prepare(args: argparse.Namespace, models: dict[str, Any]) -> dict[str, Any]:
     timings["generated_tokens_per_s"] = (tokens + answer_tokens * train_n) / max(
         timings["references_s"] + timings["policy_answers_s"], 1e-9
     )
+    saved = {"dataset": dataset.pk, "selections": selections, "held_out": held_n, **timings}
+    (Path(args.dir) / ("smoke" if args.smoke else "full") / "prep.json").write_text(
+        json.dumps(saved, indent=2)
+    )
     return {"dataset": dataset, "selections": selections, "held_out": held_n, **timings}
+
+
+def reuse_prepared(args: argparse.Namespace) -> dict[str, Any]:
+    """The preparation an earlier invocation saved (``--reuse``): its dataset and selections,
+    and its timings for the plan, where preparation itself now costs nothing."""
+    from webapp.studio.models import Dataset
+
+    saved = json.loads((Path(args.dir) / ("smoke" if args.smoke else "full") / "prep.json")
+                       .read_text())  # fmt: skip
+    dataset = Dataset.objects.get(pk=saved.pop("dataset"))
+    say(f"reusing the prepared study: dataset {dataset.name!r}, selections "
+        f"{saved['selections']}, preparation took {saved['prepare_s'] / 60:.0f} min")  # fmt: skip
+    return {**saved, "dataset": dataset, "prepare_s": 0.0, "original_prepare_s": saved["prepare_s"]}
 
 
 def time_training(train: dict[str, Any], dataset: Any, steps: int = 3) -> float:
@@ -322,12 +347,12 @@ def main() -> None:
         say(f"load average {os.getloadavg()[0]:.1f}: 1 torch thread; the plan's times will "
             "be those of a busy machine")  # fmt: skip
     wall = time.perf_counter()
-    setup_django(Path(args.dir) / ("smoke" if args.smoke else "full"))
+    setup_django(Path(args.dir) / ("smoke" if args.smoke else "full"), reuse=args.reuse)
     from rl_engine.models import load_policy
 
     say("loading SmolLM2-135M-Instruct")
     models = {TRAIN["policy"]: load_policy(TRAIN["policy"], device="cpu")}
-    prep = prepare(args, models)
+    prep = reuse_prepared(args) if args.reuse else prepare(args, models)
     train = dict(TRAIN)
     if args.smoke:
         train.update(max_completion_tokens=16, num_generations=2)
@@ -372,6 +397,8 @@ def main() -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     say(f"grid {grid_s / 60:.1f} min, whole study {total_s / 60:.1f} min "
         f"(planned {p['estimated_s'] / 60:.0f}); table in {out}")  # fmt: skip
+    if "original_prepare_s" in prep:
+        say(f"plus the reused preparation: {prep['original_prepare_s'] / 60:.1f} min")
     from bench.train_common import machine_line
 
     print(f"machine: {machine_line()}", flush=True)

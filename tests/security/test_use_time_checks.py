@@ -33,6 +33,7 @@ from webapp.annotation.services.campaigns import SystemSpec, campaign_create
 from webapp.annotation.services.judge_runs import judge_run_create
 from webapp.evals.models import AblationCell, AblationGrid, EvalItemResult, EvalRun
 from webapp.evals.services.ablation_study import grid_compare
+from webapp.evals.services.ablations import ablation_grid_advance
 from webapp.evals.services.eval_runs import eval_run_create
 from webapp.evals.services.execution import eval_run_generate, eval_run_judge
 from webapp.studio.models import (
@@ -380,6 +381,35 @@ def test_an_ablation_whose_stored_judge_was_edited_compares_nothing(
     assert reason in cell.comparison["refused"]
     servers.assert_untouched()
     # The grid's page says why nothing was compared.
+    admin = User.objects.create_superuser("boss", password="pw-boss-123456")
+    client.force_login(admin)
+    page = client.get(f"/evals/ablations/{grid.pk}/").content.decode()
+    assert 'data-testid="comparison-refused"' in page
+
+
+def test_an_ablation_whose_evaluations_are_refused_says_so_instead_of_waiting(
+    servers: Servers, client: Any
+) -> None:
+    """A grid whose stored judge was edited cannot create its held-out evaluations: every cell
+    says why (the page shows it), rather than the grid waiting for evaluations never made."""
+    dataset = make_dataset(instructions=2)
+    grid = AblationGrid.objects.create(
+        name="grid", group="grid-refused-evals", dataset=dataset, eval_benchmark="longbench_write",
+        eval_judge={"endpoint": "attacker", "model": "m"},
+    )  # fmt: skip
+    run = Run.objects.create(
+        name="cell", dataset=dataset, config={}, group=grid.group, status=Run.Status.SUCCEEDED
+    )
+    cell = AblationCell.objects.create(
+        grid=grid, selection="full", reward="pairwise", curriculum="dynamic", run=run
+    )
+    progress = ablation_grid_advance(grid.pk, enqueue=False, compare=False)
+    assert progress.created == 0 and not progress.base_created
+    assert not EvalRun.objects.exists()
+    cell.refresh_from_db()
+    assert "held-out evaluation was refused" in cell.comparison["refused"]
+    assert "unknown endpoint 'attacker'" in cell.comparison["refused"]
+    servers.assert_untouched()
     admin = User.objects.create_superuser("boss", password="pw-boss-123456")
     client.force_login(admin)
     page = client.get(f"/evals/ablations/{grid.pk}/").content.decode()

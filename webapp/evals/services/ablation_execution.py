@@ -35,9 +35,10 @@ def ablation_grid_execute(
     grid_id: int, *, worker: str = "inline", say: Callable[[str], None] | None = None
 ) -> StudyTable:
     """Run a grid created with ``enqueue=False`` in this process: the base policy's
-    evaluation, then each cell's training and held-out evaluation in launch order, and the
-    comparisons with the base policy. For scripts, benchmarks and tests; a deployed studio
-    runs the same steps on its workers."""
+    evaluation, then each cell's training, held-out evaluation and comparison with the base
+    policy, seed by seed (every arm's first seed before any arm's second, so a study stopped
+    early still has the same seeds for every arm). For scripts, benchmarks and tests; a
+    deployed studio runs the same steps on its workers."""
 
     def note(message: str) -> None:
         if say is not None:
@@ -50,7 +51,7 @@ def ablation_grid_execute(
         started = time.perf_counter()
         base = eval_run_execute(grid.base_eval_run_id)
         note(f"base policy evaluated: {base.status} ({time.perf_counter() - started:.0f} s)")
-    cells = list(grid.cells.select_related("run").order_by("id"))
+    cells = list(grid.cells.select_related("run").order_by("seed", "id"))
     for index, cell in enumerate(cells, start=1):
         lease = (
             run_claim(cell.run_id, worker=worker) if cell.run.status == Run.Status.QUEUED else None
@@ -71,6 +72,7 @@ def ablation_grid_execute(
                 f"[{index}/{len(cells)}] {cell.seed_label}: evaluation {evaluated.status} "
                 f"({time.perf_counter() - started:.0f} s)"
             )
+            ablation_grid_advance(grid.pk, enqueue=False, compare=True)
     ablation_grid_advance(grid.pk, enqueue=False, compare=True)
     grid.refresh_from_db()
     return ablation_results(grid)

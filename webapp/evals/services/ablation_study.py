@@ -72,10 +72,22 @@ def base_eval_ensure(grid: AblationGrid, *, enqueue: bool = True) -> bool:
             if claimed != 1:  # another watcher got there first
                 transaction.set_rollback(True)
                 return False
-    except EvalConfigError:
+    except EvalConfigError as error:
+        # Without the base policy's evaluation no cell can be compared: say why on the cells
+        # (the grid page shows it) rather than wait for an evaluation that never comes.
+        refuse_comparisons(grid, f"the base policy's held-out evaluation was refused: {error}")
         return False
     grid.base_eval_run = eval_run
     return True
+
+
+def refuse_comparisons(grid: AblationGrid, reason: str, cell_id: int | None = None) -> None:
+    """Record on the grid's not-yet-compared cells (or on one) why they cannot be compared
+    with the base policy."""
+    cells = grid.cells.filter(comparison={})
+    if cell_id is not None:
+        cells = cells.filter(pk=cell_id)
+    cells.update(comparison={"refused": reason})
 
 
 # -- comparison with the base policy -----------------------------------------------------------

@@ -24,7 +24,7 @@ from django.utils.text import slugify
 
 from rl_engine.training import TrainConfig
 from webapp.evals.models import AblationCell, AblationGrid, EvalRun
-from webapp.evals.services.ablation_study import base_eval_ensure, grid_compare
+from webapp.evals.services.ablation_study import base_eval_ensure, grid_compare, refuse_comparisons
 from webapp.evals.services.config import EvalConfigError, build_judge, build_settings
 from webapp.evals.services.eval_runs import eval_run_create
 from webapp.studio.models import Checkpoint, Dataset, Run, Selection
@@ -277,7 +277,10 @@ def ablation_grid_advance(grid_id: int, enqueue: bool = True, compare: bool = Tr
                 if updated != 1:  # another watcher got there first
                     transaction.set_rollback(True)
                     continue
-        except EvalConfigError:
+        except EvalConfigError as error:
+            refuse_comparisons(
+                grid, f"the held-out evaluation of {cell.seed_label} was refused: {error}", cell.pk
+            )
             continue
         created += 1
     compared = grid_compare(grid) if compare else 0
