@@ -8,12 +8,14 @@ declare it, with llama.cpp's grammar as its structured output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 
 from rl_engine.judging import JudgeSpec, PairRequest, Verdict
 from rl_engine.judging.factory import make_judge
@@ -48,13 +50,24 @@ STORIES = [
 
 
 ENDPOINT = "llama"
+# SmolLM2 on 2 shared CPU cores answers a judge prompt in seconds when the machine is quiet,
+# in minutes under load: a call may take this long before it counts as failed.
+CALL_TIMEOUT_S = 300
+
+
+def record(name: str, numbers: dict[str, Any]) -> None:
+    """Keep what a test measured in ``<var>/integration/<name>.json`` (the database is rolled
+    back after the test; this file is not)."""
+    folder = Path(django_settings.VAR_DIR) / "integration"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(numbers, indent=2, default=str))
 
 
 def grammar_judge_spec(**changes: Any) -> dict[str, Any]:
     """The run's judge: SmolLM2 on the declared llama.cpp endpoint, with llama.cpp's grammar,
     one attempt per call (the run's outage handling does the waiting)."""
     spec = {"endpoint": ENDPOINT, "model": MODEL, "structured_output": "grammar",
-            "max_retries": 1, "hedge": False, "timeout_s": 60, "max_tokens": 8,
+            "max_retries": 1, "hedge": False, "timeout_s": CALL_TIMEOUT_S, "max_tokens": 8,
             "max_concurrency": 2}  # fmt: skip
     spec.update(changes)
     return spec
@@ -91,6 +104,10 @@ def test_with_a_grammar_every_verdict_parses_and_tokens_are_counted(
     judge = grammar_judge(llama_server)
     requests = [PairRequest(p, good, bad) for p, good, bad in STORIES]
     judgments = judge.compare_sync(requests)
+    record("grammar_verdicts", {"judgments": [
+        {"verdict": j.verdict.value, "error": j.error, "raw": j.raw, "attempts": j.attempts,
+         "latency_s": j.latency_s, **dataclasses.asdict(j.usage)} for j in judgments
+    ]})  # fmt: skip
     assert [j.error for j in judgments] == [None] * len(requests)
     assert all(j.verdict is not Verdict.INVALID for j in judgments)
     assert all(j.usage.prompt_tokens > 50 and j.usage.completion_tokens > 0 for j in judgments)
@@ -110,6 +127,7 @@ def test_the_judge_check_flags_smollm2s_position_bias(
         n=len(STORIES),
     )
     report = check.report
+    record("judge_check", {"passed": check.passed, **report})
     assert report["parse_rate"] == 1.0  # the grammar makes every answer a verdict
     assert not check.passed
     assert report["position_consistency"] < 0.6
@@ -135,7 +153,8 @@ def launch(settings: Any, tmp_path: Path, policy: Path, server_url: str,
     return run
 
 
-@pytest.mark.django_db
+# A run's heartbeat thread beats on its own connection, which sees only committed rows.
+@pytest.mark.django_db(transaction=True)
 def test_a_run_whose_endpoint_is_dead_fails_with_the_reason(
     settings: Any, tmp_path: Path, tiny_policy: Path
 ) -> None:
@@ -174,7 +193,7 @@ class KillAfterFirstStep:
         return getattr(self.inner, name)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_20_s_outage_mid_run_loses_no_step_and_tokens_are_stored(
     settings: Any,
     tmp_path: Path,
@@ -202,6 +221,11 @@ def test_a_20_s_outage_mid_run_loses_no_step_and_tokens_are_stored(
     assert not rows.filter(verdict="invalid").exists()
     assert rows.count() == 3 * 4
     held = run.step_metrics.get(step=2).metrics
+    record("outage_run", {
+        "steps": {m.step: m.metrics for m in run.step_metrics.order_by("step")},
+        "judgments": list(rows.values("step", "verdict", "order_verdict", "prompt_tokens",
+                                      "completion_tokens", "attempts")),
+    })  # fmt: skip
     assert held["judge_retries"] >= 1
     # Token counts and attempts reach the database.
     assert all(r.prompt_tokens > 50 and r.completion_tokens > 0 for r in rows)

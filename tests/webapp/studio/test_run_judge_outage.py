@@ -124,3 +124,21 @@ def test_a_run_without_a_single_verdict_never_ends_succeeded(
         run = train(settings, tmp_path, tiny_policy, server, budget_s=0)
     assert run.status == Run.Status.FAILED
     assert "none of the run's 8 judgments gave a verdict" in run.error
+
+
+# The run's heartbeat thread beats on its own connection, which sees only committed rows.
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_judge_blocks_across_heartbeats_still_ends_failed_with_the_reason(
+    settings: Any, tmp_path: Path, tiny_policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every judge call takes longer than several heartbeats and gives no verdict: the lease
+    # stays held while the calls block, and the spent budget ends the run, fenced by it.
+    monkeypatch.setenv("WRITING_RL_HEARTBEAT_S", "0.2")
+    with FakeOpenAIServer(latency_s=1.0, policy=answers(range(10_000))) as server:
+        run = train(settings, tmp_path, tiny_policy, server, budget_s=0)
+        requests = server.stats().requests
+    assert requests >= ROLLOUTS_PER_STEP
+    assert run.status == Run.Status.FAILED, (run.status, run.error)
+    assert run.error.startswith("waiting for judge: step 1: the judge gave no usable verdict")
+    assert run.heartbeat_at is not None and run.heartbeat_at > run.started_at
+    assert not Judgment.objects.filter(run=run).exists()
