@@ -23,6 +23,27 @@ CURRICULA = ("dynamic", "static", "random")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 VLLM_MODES = ("auto", "off", "colocate", "server")
+# Where the trainer sends its metrics besides the reporter: nowhere, TensorBoard event files or
+# W&B (always offline). The package each needs (any of them for TensorBoard).
+REPORT_TO_PACKAGES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+}
+
+
+def report_to_installed(name: str) -> bool:
+    """Whether the package ``report_to=name`` needs is installed here."""
+    import importlib.util
+
+    packages = REPORT_TO_PACKAGES.get(name)
+    if packages is None:
+        return False
+    return not packages or any(importlib.util.find_spec(p) is not None for p in packages)
+
+
+# The choices a form offers: only those whose package is installed.
+REPORT_TO = tuple(name for name in REPORT_TO_PACKAGES if report_to_installed(name))
 # Extra reward terms (name -> what it measures, in [0, 1] or [-1, 0]).
 REWARD_TERMS = {
     "length": "LongBench-Write length score S_l / 100 against the instruction's required_words "
@@ -317,7 +338,18 @@ class TrainConfig:
     )
     logging_dir: str | None = field(
         default=None,
-        metadata=_help("Unused by the engine; kept for reporters that want a log directory."),
+        metadata=_help(
+            "Where report_to writes (TensorBoard events, offline W&B runs); empty: "
+            "<output_dir>/<report_to>."
+        ),
+    )
+    report_to: str = field(
+        default="none",
+        metadata=_help(
+            "Also send the trainer's metrics to TensorBoard (event files) or W&B (offline, no "
+            "network), under the run directory. Only installed ones are offered.",
+            choices=REPORT_TO,
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -337,6 +369,13 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("use_vllm", self.use_vllm, VLLM_MODES)
+        _choice("report_to", self.report_to, tuple(REPORT_TO_PACKAGES))
+        if not report_to_installed(self.report_to):
+            raise ValueError(
+                f"TrainConfig.report_to={self.report_to!r} needs the "
+                f"{' or '.join(REPORT_TO_PACKAGES[self.report_to])} package, which is not "
+                "installed here; choose 'none' or install it"
+            )
         if not isinstance(self.judge, JudgeSpec):
             raise ValueError(
                 f"TrainConfig.judge must be a JudgeSpec or its dict, got {self.judge!r}"

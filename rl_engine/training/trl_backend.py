@@ -34,6 +34,7 @@ from rl_engine.training.trl_common import (
     dtype_name,
     finish,
     quiet,
+    reporting_environment,
     restore_curriculum,
     seed_everything,
 )
@@ -106,7 +107,19 @@ def train_trl(
     reporter: Reporter,
     resume_from: str | os.PathLike[str] | bool | None = None,
 ) -> TrainResult:
-    """Run ``config.algorithm`` with TRL; see :func:`rl_engine.training.train`."""
+    """Run ``config.algorithm`` with TRL; see :func:`rl_engine.training.train`. With
+    ``config.report_to`` the trainer's own metrics also go to TensorBoard or offline W&B."""
+    with reporting_environment(config):
+        return _train_trl(config, instructions, store, reporter, resume_from)
+
+
+def _train_trl(
+    config: TrainConfig,
+    instructions: Sequence[TrainingInstruction],
+    store: CurriculumStore,
+    reporter: Reporter,
+    resume_from: str | os.PathLike[str] | bool | None,
+) -> TrainResult:
     by_id = check_instructions(config, instructions, store)
     resume_dir = resolve_resume(resume_from, config.output_dir)
     device = resolve_device(config.device)

@@ -4,9 +4,11 @@ on resume, quieting the trainer and describing how a run ended."""
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,7 @@ def common_arguments(config: TrainConfig, device: torch.device, dtype: str) -> d
         "seed": config.seed,
         "data_seed": config.seed,
         "logging_steps": 1,
-        "report_to": "none",
+        "report_to": config.report_to,
         "disable_tqdm": True,
         "use_cpu": device.type == "cpu",
         "bf16": dtype == "bfloat16",
@@ -92,6 +94,38 @@ def common_arguments(config: TrainConfig, device: torch.device, dtype: str) -> d
         "dataloader_num_workers": 0,
         "lr_scheduler_type": "constant",
     }
+
+
+def report_dir(config: TrainConfig) -> Path | None:
+    """Where ``config.report_to`` writes (None when it reports nowhere)."""
+    if config.report_to == "none":
+        return None
+    return Path(config.logging_dir or Path(config.output_dir) / config.report_to)
+
+
+@contextmanager
+def reporting_environment(config: TrainConfig) -> Iterator[None]:
+    """The environment the trainer's reporting callbacks read, for the duration of training:
+    TensorBoard writes its events into :func:`report_dir`, W&B runs offline (never the network)
+    into it. Restored afterwards."""
+    folder = report_dir(config)
+    if folder is None:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    values = {"TENSORBOARD_LOGGING_DIR": str(folder)}
+    if config.report_to == "wandb":
+        values |= {"WANDB_MODE": "offline", "WANDB_DIR": str(folder), "WANDB_SILENT": "true"}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def restore_curriculum(resume_dir: Path | None, store: CurriculumStore, reporter: Reporter) -> None:

@@ -83,7 +83,8 @@ BASIC_JUDGE_FIELDS = ("judge_endpoint", "judge_model")
 READ_ONLY_FIELDS = {
     "output_dir": "Set by the studio: every run gets its own directory under the runs "
     "directory (<runs dir>/run-<id>-<task>/), with checkpoint-<step>/ and final/ in it.",
-    "logging_dir": "Not used by the engine; reporters choose their own log directory.",
+    "logging_dir": "Set by the studio: where report_to writes (TensorBoard events, offline "
+    "W&B runs), <run dir>/tensorboard/ or <run dir>/wandb/; none when report_to is none.",
 }
 LABELS = {
     "policy": "Policy model",

@@ -143,7 +143,9 @@ def checked_writer(
 
 
 def check_train_config(config: Any) -> None:
-    """The policy, the judge (its endpoint, a local judge's model, its cache) of a
+    """The policy, the judge (its endpoint, a local judge's model, its cache) and the folder
+    ``report_to`` writes into (``logging_dir``, under the runs directory) of a
     ``TrainConfig``."""
     check_model(config.policy, "policy")
+    check_run_file(getattr(config, "logging_dir", None), "logging_dir")
     resolve_checked(config.judge, "judge")

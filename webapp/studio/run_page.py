@@ -25,7 +25,7 @@ CONFIG_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Optimisation", ("learning_rate", "kl_beta", "gradient_accumulation_steps", "max_steps",
                       "gradient_checkpointing", "seed", "device", "dtype")),
     ("Checkpoints and output", ("checkpoint_every", "keep_checkpoints", "save_final_model",
-                                "output_dir", "logging_dir")),
+                                "output_dir", "report_to", "logging_dir")),
 )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", views.run_resume, name="run_resume"),
+    path("runs/<int:pk>/log/", views.run_log, name="run_log"),
     path("runs/<int:pk>/metrics.csv", views.run_metrics_csv, name="run_metrics_csv"),
     path("runs/<int:pk>/metrics.json", views.run_metrics_json, name="run_metrics_json"),
     path("runs/<int:pk>/samples/", views.sample_list, name="sample_list"),

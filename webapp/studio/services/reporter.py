@@ -32,6 +32,10 @@ from webapp.studio.services.leases import Lease
 log = logging.getLogger(__name__)
 
 
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def _drop_broken_connection() -> None:
     # A lost database connection stays broken until closed; the next query reconnects.
     if not connection.in_atomic_block:
@@ -94,6 +98,12 @@ class DjangoReporter:
             )
 
         self._safely(f"step {metrics.step}", write)
+        log.info(
+            "run %s: step %d/%d · win %s tie %s loss %s invalid %s · loss %s · %.1f s",
+            self.run_id, metrics.step, self.total_steps, _rate(metrics.win_rate),
+            _rate(metrics.tie_rate), _rate(metrics.loss_rate), _rate(metrics.invalid_rate),
+            "—" if metrics.loss is None else f"{metrics.loss:.4g}", metrics.step_seconds or 0.0,
+        )  # fmt: skip
 
     def on_judgments(self, judgments: Sequence[JudgmentRecord]) -> None:
         if judgments:

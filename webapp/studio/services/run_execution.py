@@ -37,6 +37,7 @@ from webapp.studio.services.curriculum_store import DjangoCurriculumStore
 from webapp.studio.services.judge_check import judge_check_before_run
 from webapp.studio.services.leases import LeaseLost, lease_of
 from webapp.studio.services.reporter import DjangoReporter
+from webapp.studio.services.run_log import run_log_capture
 from webapp.studio.services.runs import run_claim, run_finish, run_training_instructions
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,21 @@ def run_execute(
             return {"run": run_id, "claimed": False}
     run = Run.objects.get(pk=run_id)
     run_dir = run.output_dir
+    if not run_dir:  # not made by the studio: no run page tails its log
+        return _run_execute(run, run_dir, lease, wrap_reporter)
+    # The run's own log (the run page's tail, which reads run.output_dir): this attempt's
+    # file, written while it holds the lease.
+    with run_log_capture(run_id, run_dir, lease):
+        return _run_execute(run, run_dir, lease, wrap_reporter)
+
+
+def _run_execute(
+    run: Run,
+    run_dir: str,
+    lease: Any,
+    wrap_reporter: Callable[[Any], Any] | None,
+) -> dict[str, Any]:
+    run_id = run.pk
     try:
         with lease.heartbeat():
             # Again here: the stored config may have been edited since the web app checked it
@@ -153,11 +169,13 @@ def run_execute(
             detail = "".join(traceback.format_exception(error)[-6:])
         cancelled = Run.objects.filter(pk=run_id, cancel_requested=True).exists()
         status = Run.Status.CANCELLED if cancelled else Run.Status.FAILED
-        run_finish(run_id=run_id, status=status, error=detail[-4000:], lease=lease)
+        # Logged first: the run's log takes no more lines once the lease ends.
         log.exception("run %s ended: %s", run_id, status)
+        run_finish(run_id=run_id, status=status, error=detail[-4000:], lease=lease)
         return {"run": run_id, "claimed": True, "status": status, "error": str(error)}
     cancelled = result.stopped and Run.objects.filter(pk=run_id, cancel_requested=True).exists()
     status = Run.Status.CANCELLED if cancelled else Run.Status.SUCCEEDED
+    log.info("run %s: trained %d steps; recording it %s", run_id, result.steps, status)
     finished = False
     try:
         with lease.fenced():

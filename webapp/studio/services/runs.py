@@ -96,6 +96,7 @@ def run_create(
     the transaction commits. The run's output directory is its own under
     ``WRITING_RL_RUNS_DIR``, whatever ``config.output_dir`` said."""
     train_config = _config(config)
+    train_config.logging_dir = None  # the studio sets it below, inside the run's directory
     try:
         check_train_config(train_config)
     except ConfigRefused as error:
@@ -124,6 +125,9 @@ def run_create(
     if output_dir.exists() and any(output_dir.iterdir()):
         raise RunConfigError(f"{output_dir} already exists and is not empty; refusing to reuse it")
     train_config.output_dir = str(output_dir)
+    # So is the folder report_to writes into (TensorBoard events, offline W&B runs).
+    report_to = train_config.report_to
+    train_config.logging_dir = str(output_dir / report_to) if report_to != "none" else None
     run.config = train_config.to_dict()
     run.output_dir = str(output_dir)
     run.save(update_fields=["config", "output_dir"])

@@ -19,6 +19,7 @@ from webapp.studio.views.progression import (
     sample_set_tier,
 )
 from webapp.studio.views.run_compare import run_compare
+from webapp.studio.views.run_log import run_log
 from webapp.studio.views.run_metrics import run_metrics_csv, run_metrics_json
 from webapp.studio.views.runs import (
     dashboard,
@@ -46,6 +47,7 @@ __all__ = [
     "run_compare",
     "run_detail",
     "run_list",
+    "run_log",
     "run_metrics_csv",
     "run_metrics_json",
     "run_new",
