@@ -64,9 +64,7 @@ class RunLogHandler(logging.FileHandler):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.lease.lost.is_set():
             return False  # taken over, cancelled or finished: this attempt writes no more
-        if record.thread not in self.thread_ids and not (record.threadName or "").startswith(
-            self.thread_prefix
-        ):
+        if record.thread not in self.thread_ids and record.threadName != self.thread_name:
             return False  # another task's thread in the same process
         return bool(super().filter(record))
 
