@@ -347,7 +347,8 @@ class TrainConfig:
         default="none",
         metadata=_help(
             "Also send the trainer's metrics to TensorBoard (event files) or W&B (offline, no "
-            "network), under the run directory. Only installed ones are offered.",
+            "network), under the run directory; trl backend only. Only installed ones are "
+            "offered.",
             choices=REPORT_TO,
         ),
     )
@@ -375,6 +376,11 @@ class TrainConfig:
                 f"TrainConfig.report_to={self.report_to!r} needs the "
                 f"{' or '.join(REPORT_TO_PACKAGES[self.report_to])} package, which is not "
                 "installed here; choose 'none' or install it"
+            )
+        if self.report_to != "none" and self.backend != "trl":
+            raise ValueError(
+                f"TrainConfig.report_to={self.report_to!r} works with the trl backend only; "
+                f"the {self.backend} backend logs to the console (the run's worker log)"
             )
         if not isinstance(self.judge, JudgeSpec):
             raise ValueError(

@@ -52,6 +52,9 @@ def test_report_to_defaults_to_none_and_refuses_unknown_or_missing_packages(
     assert _config(tmp_path).report_to == "none" and "none" in REPORT_TO
     with pytest.raises(ValueError, match="report_to must be one of none, tensorboard, wandb"):
         _config(tmp_path, report_to="mlflow")
+    if report_to_installed("tensorboard"):
+        with pytest.raises(ValueError, match="report_to='tensorboard' works with the trl backend"):
+            _config(tmp_path, report_to="tensorboard", backend="verl", algorithm="ppo")
     if not report_to_installed("wandb"):
         assert "wandb" not in REPORT_TO
         with pytest.raises(ValueError, match="needs the wandb package, which is not installed"):

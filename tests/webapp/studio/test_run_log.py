@@ -98,15 +98,17 @@ def test_the_run_page_tails_the_holding_attempts_log_escaped_and_redacted(
     assert ended.status_code == 286  # htmx stops polling a finished run's log
 
 
-@pytest.mark.django_db
+# Committed rows: the run's heartbeat thread (its own connection) beats while it trains.
+@pytest.mark.django_db(transaction=True)
 def test_a_tiny_run_writes_its_log_and_tensorboard_events_under_its_directory(
-    settings, tmp_path: Path, policy: Path, researcher_client: Client
+    settings, tmp_path: Path, policy: Path, researcher_client: Client, monkeypatch
 ) -> None:
+    monkeypatch.setenv("WRITING_RL_HEARTBEAT_S", "1")
     settings.WRITING_RL_RUNS_DIR = tmp_path
     dataset = make_dataset()
     for _ in range(2):
         make_instruction(dataset, references=2)
-    config = tiny_config(policy, report_to="tensorboard", checkpoint_every=0)
+    config = tiny_config(policy, report_to="tensorboard", checkpoint_every=2)
     run = run_create(name="tb", dataset=dataset, config=config, enqueue=False)
     assert run_claim(run.pk, worker="me")
     outcome = run_execute(run.pk, worker="me")
@@ -118,6 +120,7 @@ def test_a_tiny_run_writes_its_log_and_tensorboard_events_under_its_directory(
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     text = run_log_path(run_dir, run.epoch).read_text()
     assert f"run {run.pk}: step 1/2" in text and f"run {run.pk}: step 2/2" in text
+    assert f"run {run.pk}: checkpoint at step 2 saved" in text
     assert "recording it succeeded" in text
 
     page = researcher_client.get(f"/studio/runs/{run.pk}/").content.decode()

@@ -148,7 +148,11 @@ def test_it_cancels_queued_runs_at_once_and_asks_running_ones_to_stop(admin_user
     assert AuditLog.objects.filter(action="run_cancel", actor=admin_user).count() == 2
 
 
-def test_it_trains_a_tiny_run_in_process(settings, tmp_path, tiny_policy) -> None:
+# Committed rows: the run's heartbeat thread (its own connection) must see the run, or its
+# first beat (WRITING_RL_HEARTBEAT_S) ends the lease of a run that trains slowly.
+@pytest.mark.django_db(transaction=True)
+def test_it_trains_a_tiny_run_in_process(settings, tmp_path, tiny_policy, monkeypatch) -> None:
+    monkeypatch.setenv("WRITING_RL_HEARTBEAT_S", "1")
     settings.WRITING_RL_RUNS_DIR = tmp_path
     dataset = make_dataset()
     for _ in range(2):

@@ -12,12 +12,14 @@ from django import forms
 from django.test import Client
 
 from rl_engine.training import TrainConfig
+from rl_engine.training.config import REPORT_TO
 from tests.webapp.studio_views.factories import make_dataset, make_selection
 from tests.webapp.studio_views.test_run_new import form_data
 from webapp.studio import selectors
 from webapp.studio.demo import RUN_CONFIG
 from webapp.studio.forms import BASIC_FIELDS, RunForm, plain_message, run_clone_initial
 from webapp.studio.models import Run, StepMetric
+from webapp.studio.paths import PathNotAllowed, check_train_config
 from webapp.studio.run_presets import PRESETS
 from webapp.studio.views.runs import duration_text
 
@@ -123,6 +125,41 @@ def test_basic_fields_come_first_and_the_rest_is_in_a_closed_advanced_section(
     assert "Set by the studio" in page
     assert "disabled" not in page
     assert 'list="policy-models"' in page and '<option value="smollm2-135m-instruct">' in page
+
+
+def test_report_to_is_an_advanced_select_of_installed_choices_and_logging_dir_is_derived(
+    staff_client: Client, settings, tmp_path
+) -> None:
+    settings.WRITING_RL_RUNS_DIR = tmp_path
+    page = page_of(staff_client.get(NEW))
+    assert page.index('name="report_to"') > page.index('id="advanced"')
+    select = re.search(r'<select name="report_to".*?</select>', page, re.S)
+    assert select, "report_to is not a select"
+    assert re.findall(r'<option value="([^"]*)"', select.group(0)) == list(REPORT_TO)
+    assert selected(page, "report_to") == "none"
+    assert "where report_to writes" in page  # logging_dir: text, not an input
+
+    dataset = make_dataset()
+    # A posted logging_dir (not a field) is ignored: the studio puts it in the run directory.
+    data = form_data(dataset.pk, report_to="tensorboard", logging_dir="/tmp/elsewhere")
+    response = staff_client.post(NEW, data)
+    assert response.status_code == 302, page_of(response)
+    run = Run.objects.get()
+    assert run.config["report_to"] == "tensorboard"
+    assert run.config["logging_dir"] == f"{run.output_dir}/tensorboard"
+
+    refused = staff_client.post(NEW, form_data(dataset.pk, name="w", report_to="mlflow"))
+    assert refused.status_code == 400
+    assert "Select a valid choice. mlflow is not one of the available choices." in page_of(refused)
+
+
+def test_a_stored_logging_dir_outside_the_runs_directory_is_refused(settings, tmp_path) -> None:
+    settings.WRITING_RL_RUNS_DIR = tmp_path / "runs"
+    config = TrainConfig(policy="smollm2-135m-instruct", logging_dir=str(tmp_path / "else"))
+    with pytest.raises(PathNotAllowed, match="must be a file under the runs directory"):
+        check_train_config(config)
+    config.logging_dir = str(tmp_path / "runs" / "run-1" / "tensorboard")
+    check_train_config(config)
 
 
 def test_advanced_opens_when_it_holds_an_error_and_stays_closed_otherwise(

@@ -154,6 +154,7 @@ class DjangoReporter:
                     )
 
         self._safely(f"checkpoint {checkpoint.step}", write)
+        log.info("run %s: checkpoint at step %d saved", self.run_id, checkpoint.step)
 
     def pinned_steps(self) -> set[int] | None:
         """Steps of this run's checkpoints that evaluations or campaigns use: the checkpoint
