@@ -36,6 +36,27 @@ def _test_model_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["WRITING_RL_MODEL_ROOTS"] = ",".join([*roots, str(base)])
 
 
+@pytest.fixture(autouse=True)
+def _heartbeat_sees_the_test_rows(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A run's or job's heartbeat beats on its own database connection, which cannot see the
+    rows of a test inside a transaction that never commits: its first beat (every 20 s by
+    default) would find no row and end the lease of anything that runs that long on a slow
+    machine. Such tests get no beat within their lifetime; tests with committed rows
+    (``transaction=True``, live servers, worker processes) keep the real interval, and a test
+    that sets ``WRITING_RL_HEARTBEAT_S`` itself keeps its own."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(
+        {"transactional_db", "live_server", "celery_worker_process"} & set(request.fixturenames)
+        or (marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+    )
+    if transactional or "WRITING_RL_HEARTBEAT_S" in os.environ:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WRITING_RL_HEARTBEAT_S", "3600")
+        yield
+
+
 def database_url_for_subprocess() -> str:
     """The URL of the database the tests use, for processes the tests start."""
     from django.db import connection

@@ -5,8 +5,8 @@ The server runs from its own virtualenv: ``WRITING_RL_LLAMA_PYTHON`` names its i
 else ``var/llama-venv/bin/python`` (what ``make llama-venv`` builds), through
 ``llama_serve.py`` (no AMX weight buffers: they crash the server on these machines).
 
-Still opt-in: without that interpreter the tests skip, even under ``REQUIRE_SERVICES=1``, and
-``.ci/run`` does not build it yet. A found interpreter that cannot serve fails them.
+Without that interpreter the tests skip, and under ``REQUIRE_SERVICES=1`` (``.ci/run``, which
+builds it with ``make llama-venv``) they fail; so does a found interpreter that cannot serve.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-
-import pytest
 
 from tests.services import missing
 
@@ -34,13 +32,14 @@ START_TIMEOUT_S = 180.0
 
 
 def llama_python() -> Path:
-    """The interpreter that runs ``llama_cpp.server``; skips (fails under REQUIRE_SERVICES)
-    when there is none or it cannot import the server."""
+    """The interpreter that runs ``llama_cpp.server``; skips when there is none or it cannot
+    import the server, and fails instead under ``REQUIRE_SERVICES=1`` (CI builds it with
+    ``make llama-venv``)."""
     path = Path(os.environ.get(LLAMA_PYTHON_ENV) or DEFAULT_PYTHON)
     if not path.exists():
-        pytest.skip(
-            f"opt-in llama.cpp suite: {path} not found (run `make llama-venv` or set "
-            f"{LLAMA_PYTHON_ENV})"
+        missing(
+            "llama.cpp server",
+            f"{path} not found (run `make llama-venv` or set {LLAMA_PYTHON_ENV})",
         )
     probe = subprocess.run(
         [str(path), "-c", "import llama_cpp.server"], capture_output=True, text=True, timeout=120
