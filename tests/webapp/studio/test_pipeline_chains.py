@@ -15,7 +15,14 @@ import pytest
 from rl_engine.testing import ChatCall, FakeOpenAIServer, Fault
 from tests.webapp.studio.factories import make_dataset, make_instruction
 from webapp.studio.models import Dataset, Instruction, PipelineJob, Reference
-from webapp.studio.services.pipeline import dependents_release, job_cancel, job_create, job_run
+from webapp.studio.services.pipeline import (
+    dependents_release,
+    job_cancel,
+    job_create,
+    job_retry,
+    job_retry_blocked,
+    job_run,
+)
 from webapp.studio.services.prepare import PrepareError, references_prepare
 from webapp.studio.tasks import run_pipeline_job
 
@@ -239,6 +246,36 @@ def test_a_job_whose_input_already_ended_is_released_or_failed_at_creation(
     )
     with pytest.raises(ValueError, match="its own dataset"):
         job_create(kind="order_tiers", dataset=make_dataset(), params={}, depends_on=[done])
+
+
+def test_a_job_failed_by_its_input_is_retried_only_once_the_input_is_no_longer_failed(
+    sent: list[int], django_capture_on_commit_callbacks: Any, client: Any
+) -> None:
+    from django.contrib.auth.models import User
+
+    dataset = make_dataset()
+    broken = PipelineJob.objects.create(
+        kind="score_references", dataset=dataset, status="failed", message="scored 0/3, 3 failed"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        after = job_create(kind="order_tiers", dataset=dataset, params={}, depends_on=[broken])
+    assert after.status == "failed"
+    assert job_retry_blocked(after) == (
+        f"job #{after.pk} needs job #{broken.pk} (score_references), which failed: "
+        f"retry job #{broken.pk} first"
+    )
+    assert job_retry(job=after) is False
+    client.force_login(User.objects.create_superuser("lead", password="pw-lead-123456"))
+    page = client.post(f"/studio/jobs/{after.pk}/retry/", follow=True).content.decode()
+    assert f"Not retried: job #{after.pk} needs job #{broken.pk}" in page
+    after.refresh_from_db()
+    assert after.status == "failed" and sent == []
+    # Once the input is retried and succeeds, the dependent can be retried.
+    PipelineJob.objects.filter(pk=broken.pk).update(status="succeeded")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_retry(job=after) is True
+    after.refresh_from_db()
+    assert after.status == "queued" and sent == [after.pk]
 
 
 def test_the_sweep_sends_a_waiting_job_whose_input_ended_but_was_never_released(

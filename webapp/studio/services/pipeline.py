@@ -329,10 +329,26 @@ def job_finish(
     return finished
 
 
+def job_retry_blocked(job: PipelineJob) -> str:
+    """Why ``job`` cannot be retried yet ("" when it can): one of its inputs ended failed or
+    cancelled, so a retried job would only end the same way again."""
+    ended = (PipelineJob.Status.FAILED, PipelineJob.Status.CANCELLED)
+    blocking = job.depends_on.filter(status__in=ended).order_by("pk").first()
+    if blocking is None:
+        return ""
+    return (
+        f"job #{job.pk} needs job #{blocking.pk} ({blocking.kind}), which {blocking.status}: "
+        f"retry job #{blocking.pk} first"
+    )
+
+
 @transaction.atomic
 def job_retry(*, job: PipelineJob, user: Any = None) -> bool:
     """Queue a failed job again (the same row, a new lease epoch): the worker that claims it
-    resumes from what the job stored. Audited as ``job_retry``; False when it had not failed."""
+    resumes from what the job stored. Audited as ``job_retry``; False when it had not failed
+    or an input of it is still failed or cancelled (:func:`job_retry_blocked`)."""
+    if job_retry_blocked(job):
+        return False
     before = PipelineJob.objects.filter(pk=job.pk).values("error", "message", "epoch").first()
     retried = lease_retry(
         JOB_KIND, job.pk, failed=(PipelineJob.Status.FAILED,), to=PipelineJob.Status.QUEUED,

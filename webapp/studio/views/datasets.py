@@ -27,7 +27,7 @@ from webapp.studio.models import Dataset, Instruction, PipelineJob, Selection
 from webapp.studio.permissions import researcher_required
 from webapp.studio.services.datasets import DatasetImportError, dataset_import
 from webapp.studio.services.pipeline import job_cancel as job_cancel_service
-from webapp.studio.services.pipeline import job_create
+from webapp.studio.services.pipeline import job_create, job_retry_blocked
 from webapp.studio.services.pipeline import job_retry as job_retry_service
 from webapp.studio.services.prepare import PrepareError
 from webapp.studio.services.prepare import references_prepare as references_prepare_service
@@ -232,7 +232,10 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(PipelineJob, pk=pk)
-    if job_retry_service(job=job, user=request.user):
+    blocked = job_retry_blocked(job)
+    if blocked:
+        messages.error(request, f"Not retried: {blocked}.")
+    elif job_retry_service(job=job, user=request.user):
         messages.success(request, f"Job #{job.pk} queued again; it keeps what it had done.")
     else:
         messages.info(request, f"Job #{job.pk} is {job.status}; only a failed job is retried.")
