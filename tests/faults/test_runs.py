@@ -1,7 +1,8 @@
-"""Faults on a training run (the tiny random-init policy, a few steps on CPU): a worker stopped
-past the stale time is taken over by a second worker; when the first continues it writes
-nothing, and the run ends exactly as an uninterrupted run of the same seed — same judgments,
-transitions, curriculum counters, metrics and checkpoint files."""
+"""Faults on a training run (the tiny random-init policy, a few steps on CPU): a worker killed
+mid-run is resumed from its checkpoint by another; a worker stopped past the stale time is taken
+over by a second worker and, when it continues, writes nothing. Either way the run ends exactly
+as an uninterrupted run of the same seed — same judgments, transitions, curriculum counters,
+metrics and checkpoint files."""
 
 from __future__ import annotations
 
@@ -122,3 +123,45 @@ def test_a_stopped_worker_taken_over_writes_nothing_and_the_run_ends_as_uninterr
     assert checkpoint_files(run) == checkpoint_files(baseline)
     assert all(trainer == step for trainer, step in checkpoint_files(run).values())
     assert "no longer held" in log
+
+
+def test_a_killed_worker_is_resumed_from_its_checkpoint_and_the_run_ends_as_uninterrupted(
+    settings: Any, tmp_path: Path
+) -> None:
+    require_services()
+    settings.WRITING_RL_RUNS_DIR = tmp_path / "runs"
+    policy = save_tiny_model(tmp_path / "policy", seed=0)
+    dataset = make_dataset()
+    for _ in range(2):
+        make_instruction(dataset, references=3)
+    config = tiny_config(policy, max_steps=STEPS, checkpoint_every=1)
+
+    baseline = run_create(name="baseline", dataset=dataset, config=config, enqueue=False)
+    lease = run_claim(baseline.pk, worker="baseline")
+    assert run_execute(baseline.pk, worker="baseline", lease=lease)["status"] == "succeeded"
+
+    with worker(tmp_path, "doomed") as doomed:
+        run = run_create(name="faulted", dataset=dataset, config=config)
+        wait_for(
+            lambda: Checkpoint.objects.filter(run=run, step__gte=2).exists(),
+            "checkpoint 2",
+            alive=(doomed,),
+        )
+        os.kill(doomed.process.pid, signal.SIGKILL)  # the task's process, without a warning
+        doomed.process.wait(timeout=30)
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING and run.current_step < STEPS
+    # The sweep of a new worker finds the stale lease, and the run resumes from checkpoint 2.
+    with worker(tmp_path, "rescuer", beat=True) as rescuer:
+        wait_for(
+            lambda: Run.objects.get(pk=run.pk).status != "running",
+            "the resumed run to finish",
+            alive=(rescuer,),
+        )
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert (run.epoch, run.attempts, run.current_step) == (2, 2, STEPS)
+    assert f":{rescuer.process.pid}:" in run.claimed_by
+    # Finished once: exactly the uninterrupted run's rows and checkpoint files.
+    assert final_rows(run) == final_rows(baseline)
+    assert checkpoint_files(run) == checkpoint_files(baseline)
