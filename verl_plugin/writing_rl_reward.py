@@ -43,6 +43,9 @@ Settings (``reward_kwargs``; secrets only from the environment):
     position       "disadvantage" | "advantage" | "both"
     prompts_file   JSON with the judge's templates (written by the job builder)
     max_concurrency, timeout_s, max_retries, max_reasks, invalid_reward
+    judge_outage_budget_s, judge_outage_max_wait_s   while the judge endpoint is unreachable
+                   (connection errors, timeouts, 429, 5xx) a judgment waits with backoff up to
+                   the budget, holding its step; then JudgeOutageError fails the job
 Environment: ``WRITING_RL_INTERNAL_API_TOKEN`` (the internal API's bearer token) and the judge
 key in the variable named by ``judge_api_key_env`` (default ``OPENAI_API_KEY``).
 """
@@ -141,6 +144,12 @@ class HookSettings:
     judge_extra_body: dict[str, Any] | None = None  # structured output, sampling extras
     api_timeout_s: float = 30.0
     api_retries: int = 6  # about 25 s of backoff before a step's rollout gives up
+    # An unreachable or failing judge endpoint (connection error, timeout, 429, 5xx, after the
+    # client's own retries) holds the rollout's judgment — and so the step — with backoff up to
+    # this many seconds since the first failure; then JudgeOutageError fails the verl job (its
+    # last checkpoint stays, so it can be resumed). 0 fails at the first such error.
+    judge_outage_budget_s: float = 600.0
+    judge_outage_max_wait_s: float = 60.0
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "HookSettings":
@@ -331,6 +340,38 @@ async def _post_or_spool(state: _State, path: str, payload: dict[str, Any]) -> N
 # -- judging -------------------------------------------------------------------------------------
 
 
+class JudgeOutageError(RuntimeError):
+    """The judge endpoint gave no answer for longer than ``judge_outage_budget_s``: the verl
+    job stops rather than train on rewards that carry no verdict."""
+
+
+# Errors that mean the endpoint is down or overloaded, not that it answered badly.
+OUTAGE_ERRORS = (
+    openai.APIConnectionError,  # APITimeoutError included
+    openai.RateLimitError,
+    openai.InternalServerError,
+)
+
+
+async def _wait_out_outage(state: _State, failure: Exception, outage: dict[str, float]) -> bool:
+    """Wait before judging again while the outage budget lasts (backoff 5, 10, 20 ... s, at
+    most ``judge_outage_max_wait_s``, never past the budget); False once it is spent."""
+    now = time.monotonic()
+    first = outage.setdefault("since", now)
+    budget = state.settings.judge_outage_budget_s
+    left = budget - (now - first)
+    if left <= 0:
+        return False
+    wait = min(5.0 * 2 ** outage.get("waits", 0), state.settings.judge_outage_max_wait_s, left)
+    outage["waits"] = outage.get("waits", 0) + 1
+    log.warning(
+        "waiting for judge %.0f s (%.0f s of the %.0f s outage budget left): %s: %s",
+        wait, left, budget, type(failure).__name__, failure,
+    )  # fmt: skip
+    await asyncio.sleep(wait)
+    return True
+
+
 async def _judge_once(
     state: _State, instruction: str, first: str, second: str, criteria: str | None
 ) -> tuple[str, str, float, int, str | None, int, int]:
@@ -340,8 +381,10 @@ async def _judge_once(
     prompt_tokens = completion_tokens = 0
     text = ""
     error: str | None = None
+    outage: dict[str, float] = {}
     async with state.slots:
-        for _ in range(state.settings.max_reasks + 1):
+        asks = 0
+        while asks <= state.settings.max_reasks:
             attempts += 1
             try:
                 reply = await state.judge.chat.completions.create(
@@ -351,6 +394,15 @@ async def _judge_once(
                     max_tokens=1024,
                     extra_body=state.settings.judge_extra_body or None,
                 )
+            except OUTAGE_ERRORS as failure:
+                waited = await _wait_out_outage(state, failure, outage)
+                if waited:
+                    continue
+                raise JudgeOutageError(
+                    f"waiting for judge: {state.settings.judge_base_url} gave no answer for "
+                    f"{state.settings.judge_outage_budget_s:.0f} s (the outage budget): "
+                    f"{type(failure).__name__}: {failure}"
+                ) from failure
             except openai.OpenAIError as failure:
                 error = f"judge call failed after retries: {type(failure).__name__}: {failure}"
                 break
@@ -358,6 +410,7 @@ async def _judge_once(
                 prompt_tokens += reply.usage.prompt_tokens
                 completion_tokens += reply.usage.completion_tokens
             text = (reply.choices[0].message.content or "") if reply.choices else ""
+            asks += 1
             if parse_verdict(text) != "INVALID":
                 error = None
                 break

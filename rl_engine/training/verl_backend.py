@@ -347,6 +347,9 @@ def verl_config(
                     "timeout_s": float(judge.timeout_s),
                     "max_retries": judge.max_retries,
                     "judge_extra_body": judge_extra_body,
+                    # The TRL trainer's outage hold, per judgment in the hook (a step waits
+                    # for its judgments, so it waits too); spent, it fails the verl job.
+                    "judge_outage_budget_s": float(config.judge_outage_budget_s),
                 },
             },
         },

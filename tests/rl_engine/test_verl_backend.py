@@ -87,6 +87,7 @@ def test_it_writes_the_papers_ppo_setting_by_default(tmp_path: Path) -> None:
         "judge_model": "qwen-plus", "judge_api_key_env": "OPENAI_API_KEY",
         "position": "disadvantage", "prompts_file": "judge_prompts.json", "max_concurrency": 32,
         "timeout_s": 120.0, "max_retries": 5, "judge_extra_body": {},
+        "judge_outage_budget_s": 600.0,
     }  # fmt: skip
     trainer = job["trainer"]
     assert trainer["total_training_steps"] == 100 and trainer["n_gpus_per_node"] == 8

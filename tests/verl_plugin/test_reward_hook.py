@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from rl_engine.judging import Verdict
 from rl_engine.judging import parse_verdict as engine_parse_verdict
 from rl_engine.reward import combine_orders as engine_combine_orders
 from rl_engine.reward import pairwise_reward as engine_pairwise_reward
-from rl_engine.testing.openai_server import FakeOpenAIServer
-from tests.verl_plugin.conftest import load_hook
+from rl_engine.testing.openai_server import ChatCall, FakeOpenAIServer, Fault
+from tests.verl_plugin.conftest import load_hook, reading_judge
 from tests.webapp.ops.conftest import TOKEN, RunWithCurriculum, make_run
 from webapp.studio.models import CurriculumState, CurriculumTransition, Judgment
 
@@ -124,6 +125,41 @@ def test_it_never_turns_a_failed_judgment_into_a_silent_loss(
     custom = score(setup, live_server, judge_server, prompts_file, 1, "GARBLE", step=5,
                    invalid_reward=0.25)  # fmt: skip
     assert custom["score"] == 0.25
+
+
+def test_an_outage_shorter_than_the_budget_holds_the_judgment_and_loses_no_verdict(
+    setup: RunWithCurriculum, live_server: Any, prompts_file: str
+) -> None:
+    calls: list[int] = []
+
+    def down_then_up(call: ChatCall) -> str | Fault:
+        calls.append(1)
+        return Fault.SERVER_ERROR if len(calls) <= 3 else reading_judge(call)
+
+    with FakeOpenAIServer(latency_s=0.0, policy=down_then_up) as server:
+        result = score(setup, live_server, server, prompts_file, 0, "a GOOD story", step=1,
+                       judge_outage_budget_s=30.0, judge_outage_max_wait_s=0.05)  # fmt: skip
+    assert result == {"score": 1.0, "judge_invalid": 0.0, "tier": 0.0}
+    assert len(calls) == 4  # three failures waited out, then the verdict
+    row = Judgment.objects.get(run=setup.run)
+    assert (row.verdict, row.attempts, row.error) == ("win", 4, "")
+
+
+def test_a_judge_down_past_the_outage_budget_fails_the_job_with_the_reason(
+    setup: RunWithCurriculum, live_server: Any, prompts_file: str
+) -> None:
+    dead = FakeOpenAIServer(latency_s=0.0, policy=reading_judge)
+    with dead:
+        base_url = dead.base_url  # a port nobody listens on once the server is gone
+    started = time.monotonic()
+    with pytest.raises(hook.JudgeOutageError, match=r"waiting for judge: .* outage budget"):
+        score(setup, live_server, dead, prompts_file, 0, "a GOOD story", step=1,
+              judge_base_url=base_url, judge_outage_budget_s=0.3,
+              judge_outage_max_wait_s=0.05)  # fmt: skip
+    assert time.monotonic() - started < 30
+    # Nothing was stored or moved: no silent loss, no half-judged step.
+    assert not Judgment.objects.filter(run=setup.run).exists()
+    assert not CurriculumTransition.objects.filter(run=setup.run).exists()
 
 
 def test_it_judges_both_orders_and_calls_a_flip_a_tie(
