@@ -76,9 +76,9 @@ def checkpoint_files(run: Run) -> dict[str, tuple[int, int]]:
     return found
 
 
-def test_a_stopped_worker_taken_over_writes_nothing_and_the_run_ends_as_uninterrupted(
-    settings: Any, tmp_path: Path
-) -> None:
+def uninterrupted(settings: Any, tmp_path: Path) -> tuple[Any, dict[str, Any], Run]:
+    """The faulted runs' dataset and config (the tiny policy, a checkpoint each step), and the
+    run of that config trained in this process without a fault, to compare them with."""
     require_services()
     settings.WRITING_RL_RUNS_DIR = tmp_path / "runs"
     policy = save_tiny_model(tmp_path / "policy", seed=0)
@@ -86,10 +86,16 @@ def test_a_stopped_worker_taken_over_writes_nothing_and_the_run_ends_as_uninterr
     for _ in range(2):
         make_instruction(dataset, references=3)
     config = tiny_config(policy, max_steps=STEPS, checkpoint_every=1)
-
     baseline = run_create(name="baseline", dataset=dataset, config=config, enqueue=False)
     lease = run_claim(baseline.pk, worker="baseline")
     assert run_execute(baseline.pk, worker="baseline", lease=lease)["status"] == "succeeded"
+    return dataset, config, baseline
+
+
+def test_a_stopped_worker_taken_over_writes_nothing_and_the_run_ends_as_uninterrupted(
+    settings: Any, tmp_path: Path
+) -> None:
+    dataset, config, baseline = uninterrupted(settings, tmp_path)
 
     with worker(tmp_path, "sleeper") as sleeper:
         run = run_create(name="faulted", dataset=dataset, config=config)
@@ -128,17 +134,7 @@ def test_a_stopped_worker_taken_over_writes_nothing_and_the_run_ends_as_uninterr
 def test_a_killed_worker_is_resumed_from_its_checkpoint_and_the_run_ends_as_uninterrupted(
     settings: Any, tmp_path: Path
 ) -> None:
-    require_services()
-    settings.WRITING_RL_RUNS_DIR = tmp_path / "runs"
-    policy = save_tiny_model(tmp_path / "policy", seed=0)
-    dataset = make_dataset()
-    for _ in range(2):
-        make_instruction(dataset, references=3)
-    config = tiny_config(policy, max_steps=STEPS, checkpoint_every=1)
-
-    baseline = run_create(name="baseline", dataset=dataset, config=config, enqueue=False)
-    lease = run_claim(baseline.pk, worker="baseline")
-    assert run_execute(baseline.pk, worker="baseline", lease=lease)["status"] == "succeeded"
+    dataset, config, baseline = uninterrupted(settings, tmp_path)
 
     with worker(tmp_path, "doomed") as doomed:
         run = run_create(name="faulted", dataset=dataset, config=config)
