@@ -24,7 +24,7 @@ RESEARCHER_ONLY = {
     f"annotation:{name}"
     for name in (
         "campaign_new", "campaign", "results", "judge", "export_votes", "export_votes_csv",
-        "export_preferences",
+        "export_preferences", "campaign_retry", "judge_run_retry",
     )
 }  # fmt: skip
 ANNOTATOR = {"home", "annotation:queue", "annotation:work", "annotation:assignment",

@@ -8,7 +8,6 @@ quality and are what the dynamic reference scheduler climbs.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -511,13 +510,6 @@ class PipelineJob(WorkerLease):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.dataset_id} ({self.status})"
-
-    @property
-    def token_totals(self) -> Any:
-        """What the job's model calls cost (:class:`~webapp.studio.token_usage.TokenTotals`)."""
-        from webapp.studio.token_usage import job_usage_totals
-
-        return job_usage_totals(self)
 
     FINAL = ("succeeded", "partial", "failed", "cancelled")
 

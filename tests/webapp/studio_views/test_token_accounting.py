@@ -26,6 +26,7 @@ from webapp.studio.services.pipeline import (
     job_execute,
     policy_responses_generate,
 )
+from webapp.studio.token_usage import job_usage_totals
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +86,7 @@ def test_a_pipeline_job_stores_what_writing_and_grading_cost(
     }
     assert written.usage["broken"]["attempts"] == 4 and written.usage["broken"]["calls"] == 2
     assert graded.usage["fake"]["prompt_tokens"] == sum(r.grade_prompt_tokens for r in references)
-    totals = graded.token_totals
+    totals = job_usage_totals(graded)
     expected = (totals.prompt_tokens * 1000 + totals.completion_tokens * 2000) / 1_000_000
     assert totals.cost == pytest.approx(expected) and totals.cost > 0
 

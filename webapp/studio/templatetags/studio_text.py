@@ -8,6 +8,8 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
+from webapp.studio.token_usage import job_usage_totals
+
 register = template.Library()
 
 
@@ -102,6 +104,13 @@ def money(amount: float | None) -> str:
     if amount >= 1:
         return f"{amount:,.2f}"
     return f"{amount:.3g}"
+
+
+@register.filter
+def job_usage(job: object) -> object:
+    """What a pipeline job's model calls cost (:func:`~webapp.studio.token_usage.job_usage_totals`),
+    for :func:`token_line`."""
+    return job_usage_totals(job)  # type: ignore[arg-type]
 
 
 @register.filter
