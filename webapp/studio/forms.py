@@ -498,6 +498,17 @@ WRITER_FIELDS = (
 )  # fmt: skip
 
 
+def writer_fields(form: forms.Form) -> SpecFields:
+    """Add a writer's fields (local model or OpenAI-compatible endpoint) to ``form``."""
+    writer = SpecFields(WriterSpec, prefix="", kinds=("local", "openai"), include=WRITER_FIELDS)
+    writer.add(form)
+    form.fields["model"].help_text = (
+        "Local: a checkpoint directory or 'smollm2-135m-instruct'. "
+        + form.fields["model"].help_text
+    )
+    return writer
+
+
 class GenerateReferencesForm(forms.Form):
     """One writer writes a reference for every instruction (of a split)."""
 
@@ -509,14 +520,7 @@ class GenerateReferencesForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.writer = SpecFields(
-            WriterSpec, prefix="", kinds=("local", "openai"), include=WRITER_FIELDS
-        )
-        self.writer.add(self)
-        self.fields["model"].help_text = (
-            "Local: a checkpoint directory or 'smollm2-135m-instruct'. "
-            + self.fields["model"].help_text
-        )
+        self.writer = writer_fields(self)
         self.order_fields([*self.writer.names, "split"])
 
     def clean(self) -> dict[str, Any]:
@@ -618,14 +622,7 @@ class PrepareReferencesForm(_EndpointFields):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.writer = SpecFields(
-            WriterSpec, prefix="", kinds=("local", "openai"), include=WRITER_FIELDS
-        )
-        self.writer.add(self)
-        self.fields["model"].help_text = (
-            "Local: a checkpoint directory or 'smollm2-135m-instruct'. "
-            + self.fields["model"].help_text
-        )
+        self.writer = writer_fields(self)
         self.order_fields(
             [*self.writer.names, *self.grader.names, "split", "limit", "strategy", "k", "policy"]
         )

@@ -15,26 +15,14 @@ from workers.dispatch import send
 from workers.queues import QueueName, TaskName
 
 
-def _send_generation(campaign: Campaign) -> None:
-    queue = QueueName.GPU.value
-    send(
-        TaskName.GENERATE_CAMPAIGN_OUTPUTS,
-        args=[campaign.pk],
-        task_id=campaign.task_id or None,
-        queue=queue,
-        routing_key=queue,
-    )
+def _sender(task: TaskName, queue: QueueName) -> Any:
+    """Send ``task`` for a row (its pk, its task id) on ``queue``."""
 
+    def send_row(row: Campaign | JudgeRun) -> None:
+        send(task, args=[row.pk], task_id=row.task_id or None, queue=queue.value,
+             routing_key=queue.value)  # fmt: skip
 
-def _send_judging(judge_run: JudgeRun) -> None:
-    queue = QueueName.JUDGE.value
-    send(
-        TaskName.JUDGE_CAMPAIGN,
-        args=[judge_run.pk],
-        task_id=judge_run.task_id or None,
-        queue=queue,
-        routing_key=queue,
-    )
+    return send_row
 
 
 def _audit(prefix: str) -> Any:
@@ -50,7 +38,7 @@ CAMPAIGN_KIND = JobKind(
     waiting=(),  # a generating campaign nobody holds is waiting
     running=(Campaign.Status.GENERATING,),
     cancelled=None,
-    send=_send_generation,
+    send=_sender(TaskName.GENERATE_CAMPAIGN_OUTPUTS, QueueName.GPU),
     audit=_audit("campaign"),
 )
 JUDGE_RUN_KIND = JobKind(
@@ -59,7 +47,7 @@ JUDGE_RUN_KIND = JobKind(
     waiting=(JudgeRun.Status.QUEUED,),
     running=(JudgeRun.Status.RUNNING,),
     cancelled=None,
-    send=_send_judging,
+    send=_sender(TaskName.JUDGE_CAMPAIGN, QueueName.JUDGE),
     audit=_audit("judge_run"),
 )
 JOB_KINDS = (CAMPAIGN_KIND, JUDGE_RUN_KIND)
