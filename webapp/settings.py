@@ -236,6 +236,11 @@ WRITING_RL_RUNS_DIR = Path(os.environ.get("WRITING_RL_RUNS_DIR", VAR_DIR / "runs
 # A running run whose worker has not sent a heartbeat for this long may be taken over (and
 # resumed from its last checkpoint) when its task is delivered again.
 WRITING_RL_RUN_STALE_S = int(os.environ.get("WRITING_RL_RUN_STALE_S", 180))
+# A worker's database session left idle inside a transaction this long is ended by PostgreSQL
+# (idle_in_transaction_session_timeout, set by workers only; 0 = never). A worker frozen in the
+# middle of a fenced write holds its job row's lock; ending its session releases the lock, so
+# the job can be taken over. Keep it well under WRITING_RL_RUN_STALE_S.
+WRITING_RL_IDLE_TX_TIMEOUT_S = float(os.environ.get("WRITING_RL_IDLE_TX_TIMEOUT_S", 60))
 # How often Celery beat looks for such jobs (of every kind) and sends their task again
 # (0 = never); see docs/reliability.md.
 WRITING_RL_STALE_SWEEP_S = int(os.environ.get("WRITING_RL_STALE_SWEEP_S", 60))

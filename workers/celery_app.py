@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 
 from workers.queues import EXCHANGE, QUEUES, QueueName, task_routes
 
@@ -19,3 +21,12 @@ app.conf.task_default_routing_key = QueueName.DEFAULT.value
 app.conf.task_routes = task_routes()
 # The tasks live in the Django apps (webapp/<app>/tasks.py); found once Django is set up.
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _bound_idle_transactions(**kwargs: Any) -> None:
+    """A worker frozen inside a fenced write must not hold its job's row lock forever: its
+    sessions end once idle in a transaction (see webapp/ops/db_sessions.py)."""
+    from webapp.ops.db_sessions import bound_idle_transactions
+
+    bound_idle_transactions()

@@ -3,7 +3,9 @@ pid, a private Redis the tests may stop and restart, and waiting with a deadline
 
 Timings: a holder is presumed lost after ``WRITING_RL_RUN_STALE_S`` = 4 s without a heartbeat
 (it beats every 0.5 s), beat sweeps every second, a waiting job whose message may be lost is
-sent again 3 s after its last send, one never sent after 1 s.
+sent again 3 s after its last send, one never sent after 1 s; a worker session left idle inside
+a transaction is ended by PostgreSQL after 10 s (a worker stopped inside a fenced write holds
+its job's row lock until then).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ FAST = {
     "WRITING_RL_STALE_SWEEP_S": "1",
     "WRITING_RL_QUEUED_GRACE_S": "3",
     "WRITING_RL_UNSENT_GRACE_S": "1",
+    "WRITING_RL_IDLE_TX_TIMEOUT_S": "10",
 }
 
 

@@ -137,3 +137,5 @@ def test_a_stopped_campaign_worker_taken_over_writes_nothing_when_it_continues(
     assert faulted.epoch == 2
     assert f":{rescuer.process.pid}:" in faulted.claimed_by
     assert "no longer held" in log, log[-3000:]
+    # Stopped inside a fenced write, it held the row's lock until PostgreSQL ended its session.
+    assert "idle in a transaction end after 10000 ms" in log, log[:3000]

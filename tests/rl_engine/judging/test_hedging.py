@@ -58,7 +58,7 @@ def test_a_hung_request_is_hedged_and_the_hedge_answers() -> None:
         assert wait_until_idle(server) == 0
     # The adaptive delay's window keeps the slow copy (as "at least this long"), not only the
     # fast hedge: otherwise every hedge would pull the delay down.
-    assert len(latencies) == 2 and latencies[0] < 0.1 <= latencies[1]
+    assert len(latencies) == 2 and latencies[0] < latencies[1] and latencies[1] >= 0.1
     assert judgment.verdict is Verdict.B and judgment.error is None
     assert judgment.attempts == 2  # both copies are counted (and may both be billed)
     assert (stats.requests, stats.hedges, stats.hedge_wins) == (2, 1, 1)
@@ -92,7 +92,8 @@ def test_when_the_first_copy_answers_first_the_hedge_is_abandoned() -> None:
         judge.close()
     assert judgment.verdict is Verdict.TIE
     assert (stats.requests, stats.hedges, stats.hedge_wins) == (2, 1, 0)
-    assert 0.3 <= elapsed < 0.45
+    # Not held until the hedge's answer at 0.6 s (the slack is for a loaded machine).
+    assert 0.3 <= elapsed < 0.6
 
 
 def test_a_hedge_only_takes_a_slot_no_pair_is_waiting_for() -> None:
@@ -186,7 +187,8 @@ def test_the_adaptive_delay_is_the_95th_percentile_of_recent_answers() -> None:
     # Re-estimated at the 20th and 36th answers; the top 5% of those took 68-76 ms.
     assert delays[19] is not None and delays[19] == delays[34] != delays[35]
     final = delays[-1]
-    assert final is not None and 0.065 <= final < 0.12
+    # The top 5%, not the median (~40 ms); the upper bound leaves room for a loaded machine.
+    assert final is not None and 0.065 <= final < 0.3
     assert transport.stats.hedges == 0  # one slot: never an idle one to hedge on
 
 

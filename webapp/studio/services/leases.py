@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -171,10 +171,30 @@ class Lease:
         and raises :class:`LeaseLost` (writing nothing) when the lease is gone. Put every
         insert or update of the job's results inside."""
         self.check()
-        with transaction.atomic():
-            if self._held().update(heartbeat_at=timezone.now()) != 1:
-                raise self._gone()
-            yield
+        try:
+            with transaction.atomic():
+                if self._held().update(heartbeat_at=timezone.now()) != 1:
+                    raise self._gone()
+                yield
+        except DatabaseError as error:
+            # A worker that was frozen inside this transaction finds its session ended by
+            # PostgreSQL (webapp/ops/db_sessions.py) and the job taken over meanwhile.
+            if self._lost_meanwhile():
+                raise self._gone() from error
+            raise
+
+    def _lost_meanwhile(self) -> bool:
+        """After a failed fenced write: True when the lease is known to be gone (False when it
+        is still held, or when the database cannot say)."""
+        connection = transaction.get_connection()
+        if connection.in_atomic_block:
+            return False  # an enclosing transaction is broken; it decides
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()  # ended by the server: the next query connects again
+        try:
+            return not self._held().exists()
+        except DatabaseError:
+            return False
 
     def finish(self, status: str, **fields: Any) -> bool:
         """Record the final status (or hand the row to its next phase); False when this
