@@ -9,7 +9,11 @@ GRPO runs of a tiny policy with the heuristic judge, trained in this process, an
 evaluation campaign over the reference tiers. It then starts the web server on a free local
 port, opens the pages in Debian's Chromium (/usr/bin/chromium, or $CHROMIUM) and saves:
 
-    new-run.png  run-page.png  compare-runs.png  annotation.png  annotation-390px.png
+    new-run.png  run-page.png  run-log.png  compare-runs.png  annotation.png
+    annotation-390px.png
+
+(run-log.png is the run page's "Worker log" card: the lines the training logged, as a worker
+shows them.)
 
 A later start reuses var/screenshots; `--fresh` builds it again from nothing.
 """
@@ -17,6 +21,7 @@ A later start reuses var/screenshots; `--fresh` builds it again from nothing.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import shutil
@@ -86,6 +91,11 @@ def build_data(steps: int) -> dict[str, Any]:
         user.set_password(PASSWORD)
         user.save()
     grant_researcher(researcher)
+
+    # What the run logs at INFO goes to its attempt's log file (the run page's "Worker log"),
+    # as in a worker started with --loglevel=INFO; nothing more is printed here.
+    for name in ("webapp", "rl_engine", "workers"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
     call_command("demo_setup")  # the demo's dataset and SmolLM2 references (idempotent)
     dataset = Dataset.objects.get(name=DATASET_NAME)
@@ -212,6 +222,11 @@ def shoot(base: str, ids: dict[str, Any], out: Path) -> list[Path]:
         first, second = ids["runs"]
         page.goto(f"{base}/studio/runs/{first}/?smooth=0.6")
         save(page, "run-page.png", 1800)
+        card = page.locator("#worker-log")
+        card.scroll_into_view_if_needed()
+        page.wait_for_selector("#worker-log pre[data-run-log]")  # htmx loads it
+        card.screenshot(path=str(out / "run-log.png"))
+        saved.append(out / "run-log.png")
         page.goto(f"{base}/studio/runs/compare/?run={first}&run={second}")
         save(page, "compare-runs.png", 1400)
         page.context.close()

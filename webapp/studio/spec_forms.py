@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django import forms
+from django.utils.text import capfirst
 
 from rl_engine.judging.endpoints import (
     CUSTOM_ENDPOINT,
@@ -203,7 +204,8 @@ class SpecFields:
                 )
             elif f.name == "model":
                 field.help_text = self._model_help(field.help_text)
-            field.label = f"{self.label}{f.name}" if self.label else f.name.replace("_", " ")
+            words = f.name.replace("_", " ")
+            field.label = f"{self.label}{words}" if self.label else capfirst(words)
             form.fields[self.prefix + f.name] = field
             self.names.append(self.prefix + f.name)
 

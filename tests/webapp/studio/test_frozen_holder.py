@@ -68,6 +68,17 @@ class Frozen(threading.Thread):
         return self.error
 
 
+def frozen_holder() -> tuple[Run, Frozen]:
+    """A run claimed by worker "frozen", now parked inside a fenced write."""
+    run = make_run()
+    holder = run_claim(run.pk, worker="frozen")
+    assert holder is not None
+    frozen = Frozen(holder, run.pk)
+    frozen.start()
+    assert frozen.inside.wait(10)
+    return run, frozen
+
+
 def sweep(sent: list[int]) -> list[int]:
     """A sweep as beat runs it, seen from when the holder's heartbeat is long stale."""
     kind = dataclasses.replace(RUN_KIND, send=lambda row: sent.append(row.pk))
@@ -90,12 +101,7 @@ def test_without_the_timeout_a_frozen_holder_keeps_its_job_from_every_sweep(
     timeout: Callable[[float], int],
 ) -> None:
     assert timeout(0) == 0
-    run = make_run()
-    holder = run_claim(run.pk, worker="frozen")
-    assert holder is not None
-    frozen = Frozen(holder, run.pk)
-    frozen.start()
-    assert frozen.inside.wait(10)
+    run, frozen = frozen_holder()
     sent: list[int] = []
     time.sleep(1.5)
     assert sweep(sent) == [] and sent == []  # locked: skipped, however stale
@@ -108,12 +114,7 @@ def test_a_holder_frozen_inside_a_fenced_write_is_taken_over_and_writes_nothing_
     timeout: Callable[[float], int],
 ) -> None:
     assert timeout(1) == 1000
-    run = make_run()
-    holder = run_claim(run.pk, worker="frozen")
-    assert holder is not None
-    frozen = Frozen(holder, run.pk)
-    frozen.start()
-    assert frozen.inside.wait(10)
+    run, frozen = frozen_holder()
     assert session_ended(frozen), "PostgreSQL did not end the frozen session"
     sent: list[int] = []
     assert sweep(sent) == [run.pk] and sent == [run.pk]
@@ -137,17 +138,12 @@ def test_a_holder_woken_before_any_takeover_fails_with_the_database_error(
     """Its session ended but nobody took the job: the lease is still its own, so the error is
     the database's (the job fails and says why), not a LeaseLost that would stop it silently."""
     timeout(1)
-    run = make_run()
-    holder = run_claim(run.pk, worker="frozen")
-    assert holder is not None
-    frozen = Frozen(holder, run.pk)
-    frozen.start()
-    assert frozen.inside.wait(10)
+    run, frozen = frozen_holder()
     assert session_ended(frozen)
     error = frozen.thaw()
     assert isinstance(error, DatabaseError) and not isinstance(error, LeaseLost), repr(error)
     assert "idle-in-transaction" in str(error) or "terminat" in str(error), str(error)
-    holder.update(current_step=2)  # still its lease: a later write on a new session works
+    frozen.lease.update(current_step=2)  # still its lease: a later write on a new session works
     run.refresh_from_db()
     assert (run.current_step, run.epoch) == (2, 1)
 

@@ -84,7 +84,7 @@ def references_prepare(
         if not train_ids:
             raise PrepareError("selection picks train instructions: none among those chosen")
     scope = f"first {len(ids)}" if limit else f"all {len(ids)}"
-    label = f"Prepare references: {scope} {split or 'every'} instruction(s)"
+    label = f"Prepare references: {scope} {f'{split} ' if split else ''}instruction(s)"
     if strategy:
         label += f", then select {strategy}" + (f" k={k}" if k else "")
     group = uuid.uuid4()
