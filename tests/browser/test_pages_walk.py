@@ -88,7 +88,13 @@ def test_a_researcher_reads_a_run_page_and_overlays_two_runs(
     )
     assert x_ticks and all(re.fullmatch(r"\d+", t) for t in x_ticks), x_ticks
 
+    # A finished run's page asks for its log once (htmx), not again after every swap.
+    log_requests: list[str] = []
+    page.on("request", lambda r: log_requests.append(r.url) if "/log/" in r.url else None)
     page.goto(f"{base}/studio/runs/{run.pk}/")
+    page.wait_for_selector("#run-log:not([hx-get])", state="attached")
+    page.wait_for_timeout(1500)
+    assert len(log_requests) == 1, log_requests
     # Hovering a step highlights its column; its title lists every series' value there.
     band = page.locator("#progress figure.chart rect.hover-band").first
     before = band.evaluate("el => getComputedStyle(el).fill")

@@ -87,6 +87,7 @@ def test_the_run_page_tails_the_holding_attempts_log_escaped_and_redacted(
     response = researcher_client.get(f"/studio/runs/{run.pk}/log/", HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert response.status_code == 200  # still running: keep polling
+    assert 'hx-trigger="every 3s"' in body  # the fragment polls; it does not load itself
     assert "line 50\n" not in body and "line 51\n" in body and "line 149\n" in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt; ********" in body
     assert "<script>alert" not in body and SECRET not in body
@@ -96,6 +97,11 @@ def test_the_run_page_tails_the_holding_attempts_log_escaped_and_redacted(
     run.save()
     ended = researcher_client.get(f"/studio/runs/{run.pk}/log/", HTTP_HX_REQUEST="true")
     assert ended.status_code == 286  # htmx stops polling a finished run's log
+    # ...and the fragment it swaps in asks for nothing more (a "load" trigger there would
+    # fetch it again on every swap, without end).
+    assert "hx-get" not in ended.content.decode() and "hx-trigger" not in ended.content.decode()
+    finished_page = researcher_client.get(f"/studio/runs/{run.pk}/").content.decode()
+    assert 'hx-trigger="load"' in finished_page and "every 3s" not in finished_page
 
 
 # Committed rows: the run's heartbeat thread (its own connection) beats while it trains.
