@@ -115,17 +115,41 @@ def reporting_environment(config: TrainConfig) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     values = {"TENSORBOARD_LOGGING_DIR": str(folder)}
     if config.report_to == "wandb":
-        values |= {"WANDB_MODE": "offline", "WANDB_DIR": str(folder), "WANDB_SILENT": "true"}
+        values |= {
+            "WANDB_MODE": "offline", "WANDB_DIR": str(folder), "WANDB_SILENT": "true",
+            "WANDB_ERROR_REPORTING": "false",  # no crash reports to W&B's servers either
+        }  # fmt: skip
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
+    if config.report_to == "wandb":
+        _finish_wandb_run()  # W&B state left by earlier code would ignore WANDB_DIR
     try:
         yield
     finally:
+        if config.report_to == "wandb":
+            _finish_wandb_run()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _finish_wandb_run() -> None:
+    """End the W&B run the trainer's callback started, and W&B's per-process state with it.
+
+    The callback leaves its run open until the process exits, and W&B reads ``WANDB_DIR``
+    once per process: in a worker that trains run after run, the offline files would stay
+    incomplete until the worker exits, and the next run's metrics would go into the same W&B
+    run, in the first run's directory."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is None:
+        return
+    if getattr(wandb, "run", None) is not None:
+        wandb.finish()
+    wandb.teardown()
 
 
 def restore_curriculum(resume_dir: Path | None, store: CurriculumStore, reporter: Reporter) -> None:

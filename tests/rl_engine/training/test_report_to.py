@@ -1,5 +1,7 @@
 """report_to: the trainer's own metrics also go to TensorBoard (event files) or offline W&B,
-under the run directory; a choice whose package is missing is refused by name."""
+under the run directory; a choice whose package is missing is refused by name. W&B runs for
+real (offline): each training run ends its own W&B run, complete, in its own directory, also
+when one process trains run after run as a worker does."""
 
 from __future__ import annotations
 
@@ -71,3 +73,27 @@ def test_wandb_is_forced_offline_into_the_run_directory(
         assert os.environ["WANDB_MODE"] == "offline"
         assert os.environ["WANDB_DIR"] == str(tmp_path / "run" / "wandb")
     assert os.environ["WANDB_MODE"] == "online"
+
+
+@pytest.mark.skipif(not report_to_installed("wandb"), reason="wandb not installed")
+def test_two_runs_in_one_process_each_write_a_complete_offline_wandb_run_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "online")  # forced offline anyway
+    save_tiny_model(tmp_path / "policy", seed=0)
+    data = instructions()
+    for name in ("first", "second"):
+        config = _config(tmp_path, report_to="wandb", output_dir=str(tmp_path / name))
+        store = InMemoryStore({i.sample_id: i.num_tiers for i in data})
+        assert train(config, data, store, InMemoryReporter()).steps == 2
+        # Ended with the training, not left open until the process exits.
+        assert wandb.run is None
+        (log,) = (tmp_path / name / "wandb").rglob("offline-run-*/run-*.wandb")
+        written = log.read_bytes()
+        # The trainer's metrics are in it (W&B's record log stores the keys as written).
+        for key in (b"train/reward", b"train/loss", b"train/global_step"):
+            assert key in written, (name, key, len(written))
+    assert os.environ["WANDB_MODE"] == "online"
+    assert "WANDB_DIR" not in os.environ or os.environ["WANDB_DIR"] != str(tmp_path / "second")
