@@ -90,7 +90,7 @@ def test_a_chain_runs_in_order_each_step_sent_when_its_input_succeeded(
     assert grade.message == f"waiting for job #{write.pk} (generate references)"
     assert sent == [write.pk]  # only the first step is sent
     assert len({j.group for j in (write, grade, order, select)}) == 1
-    assert write.group_label.startswith("Prepare references: all 3 every instruction")
+    assert write.group_label.startswith("Prepare references: all 3 instruction(s)")
 
     assert run(write, django_capture_on_commit_callbacks).status == "succeeded"
     assert sent == [write.pk, grade.pk]
