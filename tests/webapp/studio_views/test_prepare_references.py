@@ -44,6 +44,9 @@ def test_the_page_offers_the_action(staff_client: Client) -> None:
     html = staff_client.get(f"/studio/datasets/{dataset.pk}/").content.decode()
     assert "Prepare references" in html and f"/studio/datasets/{dataset.pk}/prepare/" in html
     assert 'id="id_prepare_limit"' in html
+    # Endpoint fields are labelled in words, not by their config names.
+    assert '<label for="id_prepare_max_tokens">Max tokens</label>' in html
+    assert '<label for="id_prepare_scorer_structured_output">Grader structured output' in html
 
 
 @pytest.mark.django_db(transaction=True)
