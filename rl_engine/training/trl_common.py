@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -142,8 +143,6 @@ def _finish_wandb_run() -> None:
     once per process: in a worker that trains run after run, the offline files would stay
     incomplete until the worker exits, and the next run's metrics would go into the same W&B
     run, in the first run's directory."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is None:
         return

@@ -42,7 +42,7 @@ def bound_idle_transactions(seconds: float | None = None) -> int:
     Returns the timeout in milliseconds."""
     global _timeout_ms
     if seconds is None:
-        seconds = float(getattr(settings, "WRITING_RL_IDLE_TX_TIMEOUT_S", 60))
+        seconds = settings.WRITING_RL_IDLE_TX_TIMEOUT_S
     _timeout_ms = max(int(seconds * 1000), 0)
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -32,3 +34,24 @@ def _empty_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Pipeline-job tasks sent to the broker (recorded here instead)."""
+    from webapp.studio.tasks import run_pipeline_job
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(run_pipeline_job, "apply_async", lambda **kw: calls.append(kw))
+    return calls
+
+
+@pytest.fixture
+def pipeline_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment's endpoints for the pipeline forms: one that lists its models, one that
+    does not."""
+    monkeypatch.setenv(
+        "WRITING_RL_ENDPOINTS",
+        '[{"name": "dashscope", "base_url": "http://judge:8001/v1", "models": ["qwen-plus"], '
+        '"api_key_env": "DASHSCOPE_API_KEY"}, {"name": "vllm", "base_url": "http://gpu:8000/v1"}]',
+    )

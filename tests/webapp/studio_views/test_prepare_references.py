@@ -12,23 +12,8 @@ from django.test import Client
 
 from tests.webapp.studio_views.factories import make_dataset
 from webapp.studio.models import PipelineJob
-from webapp.studio.tasks import run_pipeline_job
 
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(run_pipeline_job, "apply_async", lambda **kw: calls.append(kw))
-    return calls
-
-
-@pytest.fixture(autouse=True)
-def endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "WRITING_RL_ENDPOINTS",
-        '[{"name": "vllm", "base_url": "http://gpu:8000/v1"}, '
-        '{"name": "dashscope", "base_url": "http://judge:8001/v1", "models": ["qwen-plus"]}]',
-    )
+pytestmark = pytest.mark.usefixtures("pipeline_endpoints")
 
 
 def prepare(client: Client, dataset_pk: int, **data: object) -> Any:
